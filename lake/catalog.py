@@ -1,0 +1,160 @@
+"""The table catalog: layer.name -> Delta path, partitioning and SQL name, and the Lake facade over it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import yaml
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lake import delta
+from lake.config import Conf
+
+LAYERS = ("bronze", "silver", "gold", "quality", "meta")
+WATERMARKS = "meta.watermarks"
+WATERMARK_SCHEMA = T.StructType(
+    [
+        T.StructField("consumer", T.StringType(), False),
+        T.StructField("source", T.StringType(), False),
+        T.StructField("source_version", T.LongType(), False),
+        T.StructField("updated_at", T.TimestampType(), False),
+    ]
+)
+
+
+class UnknownTableError(KeyError):
+    """A table name that is not in conf/tables.yaml."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class TableMissingError(LookupError):
+    """A catalog table that has not been written yet."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One catalog entry: where a table lives and how it is partitioned."""
+
+    layer: str
+    name: str
+    path: str
+    partition_by: list[str] = field(default_factory=list)
+    description: str = ""
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.layer}.{self.name}"
+
+
+def load_specs(conf: Conf) -> dict[str, TableSpec]:
+    entries = yaml.safe_load((conf.conf_dir / "tables.yaml").read_text())
+    root = conf.lake_root.rstrip("/")
+    specs = {}
+    for full_name, entry in entries.items():
+        layer, name = full_name.split(".", 1)
+        if layer not in LAYERS:
+            raise ValueError(f"conf/tables.yaml: {full_name}: layer must be one of {LAYERS}")
+        specs[full_name] = TableSpec(
+            layer, name, f"{root}/{layer}/{name}", list(entry.get("partition_by") or []), entry.get("description", "")
+        )
+    return specs
+
+
+class Lake:
+    """A lake root with its catalog; every read and write of a table goes through here."""
+
+    def __init__(self, conf: Conf, spark: SparkSession | None = None) -> None:
+        self.conf = conf
+        self._spark = spark
+        self.specs = load_specs(conf)
+
+    @cached_property
+    def spark(self) -> SparkSession:
+        if self._spark is not None:
+            return self._spark
+        from lake.session import build_spark
+
+        return build_spark(self.conf)
+
+    @property
+    def root(self) -> str:
+        return self.conf.lake_root
+
+    def spec(self, table: str) -> TableSpec:
+        if table not in self.specs:
+            raise UnknownTableError(f"unknown table '{table}'; known tables: {', '.join(sorted(self.specs))}")
+        return self.specs[table]
+
+    def path(self, table: str) -> str:
+        return self.spec(table).path
+
+    def exists(self, table: str) -> bool:
+        return delta.is_delta(self.spark, self.path(table))
+
+    def version(self, table: str) -> int | None:
+        """The table's current Delta version, None if it was never written."""
+        return delta.latest_version(self.spark, self.path(table))
+
+    def read(self, table: str, version: int | None = None, timestamp: str | None = None) -> DataFrame:
+        if not self.exists(table):
+            raise TableMissingError(f"table {table} does not exist yet at {self.path(table)}; run its stage first")
+        return delta.read(self.spark, self.path(table), version, timestamp)
+
+    def read_changes(self, table: str, after_version: int | None, up_to_version: int) -> DataFrame:
+        return delta.read_changes(self.spark, self.path(table), after_version, up_to_version)
+
+    def append(self, table: str, df: DataFrame, user_metadata: str | None = None) -> int:
+        spec = self.spec(table)
+        return delta.write(df, spec.path, "append", spec.partition_by, user_metadata=user_metadata)
+
+    def overwrite(self, table: str, df: DataFrame, replace_where: str | None = None) -> int:
+        """Replaces the whole table, or atomically only the rows matching replace_where."""
+        spec = self.spec(table)
+        if replace_where and not self.exists(table):
+            replace_where = None
+        return delta.write(df, spec.path, "overwrite", spec.partition_by, replace_where=replace_where)
+
+    def merge(self, table: str, df: DataFrame, keys: list[str], **options: Any) -> dict[str, Any]:
+        spec = self.spec(table)
+        return delta.merge(df, spec.path, keys, spec.partition_by, **options)
+
+    def history(self, table: str, limit: int | None = None) -> DataFrame:
+        if not self.exists(table):
+            raise TableMissingError(f"table {table} does not exist yet at {self.path(table)}")
+        return delta.history(self.spark, self.path(table), limit)
+
+    def existing_tables(self) -> list[TableSpec]:
+        return [spec for name, spec in self.specs.items() if self.exists(name)]
+
+    def register_sql(self) -> list[str]:
+        """Makes every existing table addressable in SQL as layer.name; returns the names registered."""
+        names = []
+        for spec in self.existing_tables():
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {spec.layer}")
+            self.spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.full_name} USING DELTA LOCATION '{spec.path}'")
+            names.append(spec.full_name)
+        return names
+
+    def watermark(self, consumer: str, source: str) -> int | None:
+        """The last version of source that consumer has processed, None before its first run."""
+        if not self.exists(WATERMARKS):
+            return None
+        row = (
+            self.read(WATERMARKS)
+            .where((F.col("consumer") == consumer) & (F.col("source") == source))
+            .select("source_version")
+            .first()
+        )
+        return None if row is None else int(row[0])
+
+    def set_watermark(self, consumer: str, source: str, source_version: int) -> None:
+        row = self.spark.createDataFrame(
+            [(consumer, source, int(source_version))], "consumer string, source string, source_version long"
+        ).withColumn("updated_at", F.current_timestamp())
+        self.merge(WATERMARKS, row.select(*WATERMARK_SCHEMA.fieldNames()), ["consumer", "source"])

@@ -1,0 +1,1 @@
+"""Stage transforms and runners: bronze, silver, quality, gold, train, score. Never imports prefect."""

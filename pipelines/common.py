@@ -1,0 +1,58 @@
+"""What every stage runner shares: run ids, the result it returns, the errors it raises."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+
+def new_run_id(stage: str) -> str:
+    """A sortable, unique run id such as silver-20190115T020000-1a2b3c."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    return f"{stage}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+class StageError(RuntimeError):
+    """A stage stopped on purpose; the message says why (file, row or rule)."""
+
+
+class ExpectationFailed(StageError):
+    """A `fail` expectation was violated; nothing downstream of the check was written."""
+
+    def __init__(self, rule: str, failed: int, message: str = "") -> None:
+        self.rule = rule
+        self.failed = failed
+        super().__init__(message or f"expectation '{rule}' (action: fail) failed on {failed} row(s)")
+
+
+@dataclass
+class StageResult:
+    """What a stage run did: counts, the Delta versions it wrote, and details for reports."""
+
+    stage: str
+    run_id: str
+    status: str = "success"
+    counts: dict[str, int] = field(default_factory=dict)
+    versions: dict[str, int | None] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "run_id": self.run_id,
+            "status": self.status,
+            "counts": self.counts,
+            "versions": self.versions,
+            "details": self.details,
+        }
+
+    def summary_markdown(self) -> str:
+        """A short markdown report (used by the CLI and by Prefect artifacts)."""
+        lines = [f"### {self.stage} `{self.run_id}`: {self.status}", "", "| count | rows |", "|---|---:|"]
+        lines += [f"| {name} | {value:,} |" for name, value in self.counts.items()]
+        if self.versions:
+            lines += ["", "| table | Delta version |", "|---|---:|"]
+            lines += [f"| {name} | {version} |" for name, version in self.versions.items()]
+        return "\n".join(lines)
