@@ -137,9 +137,16 @@ class Lake:
         names = []
         for spec in self.existing_tables():
             self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {spec.layer}")
+            if self.spark.catalog.tableExists(spec.full_name) and not self._registered_here(spec):
+                self.spark.sql(f"DROP TABLE {spec.full_name}")  # external table: only the name goes
             self.spark.sql(f"CREATE TABLE IF NOT EXISTS {spec.full_name} USING DELTA LOCATION '{spec.path}'")
             names.append(spec.full_name)
         return names
+
+    def _registered_here(self, spec: TableSpec) -> bool:
+        """True when the SQL name already points at this lake's table (not another lake root's)."""
+        location = self.spark.sql(f"DESCRIBE DETAIL {spec.full_name}").select("location").first()[0]
+        return location.removeprefix("file:").rstrip("/") == spec.path.removeprefix("file:").rstrip("/")
 
     def watermark(self, consumer: str, source: str) -> int | None:
         """The last version of source that consumer has processed, None before its first run."""

@@ -1,0 +1,60 @@
+"""The storage layer: config precedence, catalog paths, Delta writes, merge, time travel, change feed, SQL names."""
+
+from __future__ import annotations
+
+import pytest
+from pyspark.sql import functions as F
+
+from lake import load_conf
+from lake.catalog import TableMissingError, UnknownTableError
+from lake.config import ConfigError
+
+
+def test_env_file_overrides_base_and_env_vars_win(monkeypatch):
+    assert load_conf("test").get("spark.shuffle_partitions") == 2
+    monkeypatch.setenv("SPARK_SHUFFLE_PARTITIONS", "7")
+    monkeypatch.setenv("LAKE_ROOT", "s3a://bucket/lake")
+    conf = load_conf("test")
+    assert conf.get("spark.shuffle_partitions") == "7"
+    assert conf.lake_root == "s3a://bucket/lake"
+
+
+def test_unknown_environment_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown environment 'nope'"):
+        load_conf("nope")
+
+
+def test_catalog_paths_live_under_the_lake_root(lake):
+    assert lake.path("gold.zone_daily") == f"{lake.root}/gold/zone_daily"
+    assert lake.spec("bronze.trips").partition_by == ["pickup_month"]
+    with pytest.raises(UnknownTableError, match="unknown table 'gold.nope'"):
+        lake.spec("gold.nope")
+    with pytest.raises(TableMissingError):
+        lake.read("gold.zone_daily")
+
+
+def test_append_merge_time_travel_and_change_feed(lake, spark):
+    first = spark.createDataFrame([("a", 1), ("b", 2)], "consumer string, source_version long")
+    frame = first.withColumn("source", F.lit("s")).withColumn("updated_at", F.current_timestamp())
+    v0 = lake.append("meta.watermarks", frame.select("consumer", "source", "source_version", "updated_at"))
+    changed = spark.createDataFrame([("b", 20), ("c", 3)], "consumer string, source_version long")
+    changed = changed.withColumn("source", F.lit("s")).withColumn("updated_at", F.current_timestamp())
+    result = lake.merge("meta.watermarks", changed.select(*frame.columns), ["consumer", "source"])
+    assert result["version"] == v0 + 1
+    assert result["metrics"]["numTargetRowsInserted"] == "1"
+    assert result["metrics"]["numTargetRowsUpdated"] == "1"
+    now = {r.consumer: r.source_version for r in lake.read("meta.watermarks").collect()}
+    assert now == {"a": 1, "b": 20, "c": 3}
+    before = {r.consumer: r.source_version for r in lake.read("meta.watermarks", version=v0).collect()}
+    assert before == {"a": 1, "b": 2}
+    changes = {r.consumer: r.source_version for r in lake.read_changes("meta.watermarks", v0, v0 + 1).collect()}
+    assert changes == {"b": 20, "c": 3}
+
+
+def test_watermarks_and_sql_names(lake):
+    assert lake.watermark("silver", "bronze.trips") is None
+    lake.set_watermark("silver", "bronze.trips", 4)
+    lake.set_watermark("silver", "bronze.trips", 5)
+    assert lake.watermark("silver", "bronze.trips") == 5
+    assert lake.register_sql() == ["meta.watermarks"]
+    assert lake.spark.sql("SELECT source_version FROM meta.watermarks").first()[0] == 5
