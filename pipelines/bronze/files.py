@@ -1,0 +1,106 @@
+"""Raw files: finding them (files, folders, globs, local or object storage), hashing them, reading headers."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
+
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+TRIP_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+HASH_CHUNK_BYTES = 8 * 1024 * 1024
+HEADER_PEEK_BYTES = 64 * 1024
+SOURCE_MONTH = re.compile(r"((?:19|20)\d{2})[-_/](0[1-9]|1[0-2])(?!\d)")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One raw file: where it is, what it holds, and its content hash."""
+
+    location: str  # absolute local path or URI, as stored in bronze._source_file
+    size_bytes: int
+    content_hash: str
+    file_format: str  # csv or parquet
+
+    @property
+    def source_month(self) -> str | None:
+        """yyyy-MM from the path (2019-01 in yellow_tripdata_2019-01.csv, or .../2018/10/...), if any."""
+        matches = SOURCE_MONTH.findall(self.location)
+        return f"{matches[-1][0]}-{matches[-1][1]}" if matches else None
+
+
+def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in location and not location.startswith("file://"):
+        return pafs.FileSystem.from_uri(location.replace("s3a://", "s3://"))
+    return pafs.LocalFileSystem(), os.path.abspath(location.removeprefix("file://"))
+
+
+def _is_trip_file(name: str) -> bool:
+    return name.lower().endswith(TRIP_FILE_SUFFIXES)
+
+
+def expand_paths(paths: list[str]) -> list[str]:
+    """Files named, trip files below folders, and glob matches; sorted, unique. Missing paths raise."""
+    found: list[str] = []
+    for raw in paths:
+        if "://" in raw and not raw.startswith("file://"):
+            filesystem, root = _filesystem(raw)
+            info = filesystem.get_file_info(root)
+            if info.type == pafs.FileType.Directory:
+                selector = pafs.FileSelector(root, recursive=True)
+                scheme = raw.split("://", 1)[0]
+                found += [
+                    f"{scheme}://{i.path}"
+                    for i in filesystem.get_file_info(selector)
+                    if i.type == pafs.FileType.File and _is_trip_file(i.path)
+                ]
+            elif info.type == pafs.FileType.File:
+                found.append(raw)
+            else:
+                raise FileNotFoundError(f"{raw}: no such file or folder")
+            continue
+        local = raw.removeprefix("file://")
+        matches = sorted(glob.glob(local, recursive=True)) if glob.has_magic(local) else [local]
+        if not matches or not all(os.path.exists(m) for m in matches):
+            raise FileNotFoundError(f"{raw}: no such file or folder")
+        for match in matches:
+            if os.path.isdir(match):
+                for folder, _, names in os.walk(match):
+                    found += [os.path.join(folder, n) for n in names if _is_trip_file(n)]
+            else:
+                found.append(match)
+    return sorted({os.path.abspath(p) if "://" not in p else p for p in found})
+
+
+def describe(location: str) -> SourceFile:
+    """Size, SHA-256 of the content, and format of one file."""
+    filesystem, path = _filesystem(location)
+    digest = hashlib.sha256()
+    size = 0
+    with filesystem.open_input_stream(path) as stream:
+        while chunk := stream.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    file_format = "parquet" if location.lower().endswith(".parquet") else "csv"
+    return SourceFile(location, size, digest.hexdigest(), file_format)
+
+
+def read_header(source: SourceFile) -> list[str]:
+    """The column names of a CSV (its first line) or a Parquet file (its schema)."""
+    filesystem, path = _filesystem(source.location)
+    if source.file_format == "parquet":
+        with filesystem.open_input_file(path) as handle:
+            return list(pq.read_schema(handle).names)
+    with filesystem.open_input_stream(path) as stream:
+        head = stream.read(HEADER_PEEK_BYTES)
+    if source.location.lower().endswith(".gz"):
+        head = gzip.GzipFile(fileobj=io.BytesIO(head)).read1(HEADER_PEEK_BYTES)
+    first_line = head.decode("utf-8", errors="replace").splitlines()[0] if head else ""
+    return next(csv.reader([first_line]), [])

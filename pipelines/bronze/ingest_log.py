@@ -1,0 +1,109 @@
+"""bronze.ingest_log: one row per file an ingestion run looked at; the record that makes ingestion idempotent."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from lake import Lake
+from pipelines.bronze.files import SourceFile
+
+INGEST_LOG = "bronze.ingest_log"
+INGEST_LOG_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("source_file", T.StringType(), False),
+        T.StructField("content_hash", T.StringType()),
+        T.StructField("size_bytes", T.LongType()),
+        T.StructField("taxi_type", T.StringType()),
+        T.StructField("status", T.StringType(), False),  # ingested | duplicate | failed
+        T.StructField("reason", T.StringType()),
+        T.StructField("rows", T.LongType()),
+        T.StructField("corrupt_rows", T.LongType()),
+        T.StructField("replaces_hash", T.StringType()),
+        T.StructField("bronze_version", T.LongType()),
+        T.StructField("logged_at", T.TimestampType(), False),
+    ]
+)
+
+
+def ingested_hashes(lake: Lake) -> set[str]:
+    """Content hashes of every file already landed in bronze."""
+    if not lake.exists(INGEST_LOG):
+        return set()
+    landed = lake.read(INGEST_LOG).where(F.col("status") == "ingested").select("content_hash").distinct()
+    return {row[0] for row in landed.collect()}
+
+
+def latest_hash_by_file(lake: Lake) -> dict[str, str]:
+    """For each file path ingested before, the hash of its latest ingested version."""
+    if not lake.exists(INGEST_LOG):
+        return {}
+    landed = lake.read(INGEST_LOG).where(F.col("status") == "ingested")
+    latest = landed.groupBy("source_file").agg(F.max_by("content_hash", "logged_at").alias("content_hash"))
+    return {row["source_file"]: row["content_hash"] for row in latest.collect()}
+
+
+class RunLog:
+    """The log rows of one ingestion run, written in one commit at its end."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.entries: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        location: str,
+        source: SourceFile | None,
+        status: str,
+        reason: str | None = None,
+        taxi_type: str | None = None,
+        rows: int = 0,
+        corrupt_rows: int = 0,
+        replaces_hash: str | None = None,
+    ) -> None:
+        self.entries.append(
+            {
+                "source_file": location,
+                "content_hash": source.content_hash if source else None,
+                "size_bytes": source.size_bytes if source else None,
+                "taxi_type": taxi_type,
+                "status": status,
+                "reason": reason,
+                "rows": rows,
+                "corrupt_rows": corrupt_rows,
+                "replaces_hash": replaces_hash,
+            }
+        )
+
+    def counts(self) -> dict[str, int]:
+        def having(status: str) -> list[dict[str, Any]]:
+            return [e for e in self.entries if e["status"] == status]
+
+        ingested = having("ingested")
+        return {
+            "files": len(self.entries),
+            "ingested_files": len(ingested),
+            "new_versions": sum(1 for e in ingested if e["replaces_hash"]),
+            "duplicate_files": len(having("duplicate")),
+            "failed_files": len(having("failed")),
+            "rows": sum(e["rows"] for e in ingested),
+            "corrupt_rows": sum(e["corrupt_rows"] for e in ingested),
+        }
+
+
+def write(lake: Lake, log: RunLog, bronze_version: int | None) -> int | None:
+    """Appends the run's log rows; returns the log table's version (None when the run saw no file)."""
+    if not log.entries:
+        return lake.version(INGEST_LOG)
+    logged_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    rows = [
+        {**entry, "run_id": log.run_id, "bronze_version": bronze_version if entry["status"] == "ingested" else None,
+         "logged_at": logged_at}
+        for entry in log.entries
+    ]
+    frame = lake.spark.createDataFrame(rows, INGEST_LOG_SCHEMA)
+    return lake.append(INGEST_LOG, frame, user_metadata=log.run_id)
