@@ -1,0 +1,1 @@
+"""Prefect flows `ingest`, `silver`, `gold`, `train`, `score` and `daily`: thin wrappers over run_<stage>()."""

@@ -1,0 +1,106 @@
+"""What a user sees in the Prefect UI after a flow run: markdown summaries, a counts table, the MLflow run link."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+from pipelines.common import ExpectationFailed, StageResult
+
+WEB_SCHEMES = ("http://", "https://")
+
+
+def summary_key(name: str) -> str:
+    """Artifact key of a stage's or a flow's summary (keys allow lowercase letters, digits and dashes only)."""
+    return f"{name}-summary".lower().replace("_", "-")
+
+
+def quarantine_markdown(result: StageResult) -> str:
+    by_rule: dict[str, int] = result.details.get("quarantined_by_rule") or {}
+    if not by_rule:
+        return ""
+    lines = ["", "| quarantined by rule | rows |", "|---|---:|"]
+    lines += [f"| {rule} | {rows:,} |" for rule, rows in sorted(by_rule.items())]
+    return "\n".join(lines)
+
+
+def mlflow_link(details: dict[str, Any]) -> str:
+    """The MLflow run as a markdown link when there is a URL, else its tracking URI and run id."""
+    run_id = details.get("mlflow_run_id")
+    url = details.get("mlflow_run_url")
+    if url:
+        return f"[MLflow run {run_id}]({url})" if run_id else f"[MLflow run]({url})"
+    if run_id:
+        return f"MLflow run `{run_id}` (tracking URI `{details.get('tracking_uri', '?')}`)"
+    return ""
+
+
+def model_markdown(result: StageResult) -> str:
+    details = result.details
+    metrics: dict[str, float] = details.get("metrics") or {}
+    lines = []
+    if metrics:
+        lines += ["", "| metric | value |", "|---|---:|"]
+        lines += [f"| {name} | {value:.4g} |" for name, value in metrics.items() if isinstance(value, (int, float))]
+    if details.get("model_name"):
+        promoted = "promoted" if details.get("promoted") else "not promoted"
+        lines += ["", f"Model `{details['model_name']}` version {details.get('model_version')} ({promoted})."]
+    link = mlflow_link(details)
+    if link:
+        lines += ["", link]
+    return "\n".join(lines)
+
+
+def stage_markdown(result: StageResult) -> str:
+    """The stage's own summary plus what matters for it: quarantine per rule, model metrics and MLflow run."""
+    return result.summary_markdown() + quarantine_markdown(result) + model_markdown(result)
+
+
+def failure_markdown(stage: str, error: BaseException, not_run: list[str] | None = None) -> str:
+    """Names the rule (or error) that stopped the stage, and the stages that did not run because of it."""
+    if isinstance(error, ExpectationFailed):
+        headline = f"**{stage} failed: expectation `{error.rule}` (action: fail) failed on {error.failed:,} row(s).**"
+    else:
+        headline = f"**{stage} failed: {type(error).__name__}: {error}**"
+    skipped = f"Not run: {', '.join(not_run)}." if not_run else "The flow run stops here; no later stage runs."
+    return f"### {stage}: failed\n\n{headline}\n\n{skipped}"
+
+
+def run_markdown(title: str, results: list[StageResult], failure: str = "") -> str:
+    """The whole chain on one page: a line per stage, then each stage's summary, then the failure if any."""
+    status = "failed" if failure else "completed"
+    lines = [f"## {title}: {status}", "", "| stage | status | run id |", "|---|---|---|"]
+    lines += [f"| {r.stage} | {r.status} | `{r.run_id}` |" for r in results]
+    sections = [stage_markdown(r) for r in results] + ([failure] if failure else [])
+    return "\n".join(lines) + "\n\n" + "\n\n".join(sections)
+
+
+def counts_table(results: list[StageResult]) -> list[dict[str, Any]]:
+    """One row per stage and count, plus one per Delta version written: the numbers to compare across runs."""
+    rows = [{"stage": r.stage, "measure": name, "value": value} for r in results for name, value in r.counts.items()]
+    rows += [
+        {"stage": r.stage, "measure": f"version {table}", "value": version}
+        for r in results
+        for table, version in r.versions.items()
+    ]
+    return rows
+
+
+def publish_stage(result: StageResult) -> None:
+    create_markdown_artifact(
+        stage_markdown(result), key=summary_key(result.stage), description=f"{result.stage} run {result.run_id}"
+    )
+    url = result.details.get("mlflow_run_url")
+    if url and str(url).startswith(WEB_SCHEMES):
+        create_link_artifact(url, link_text=f"MLflow run {result.details.get('mlflow_run_id', '')}", key="mlflow-run")
+
+
+def publish_failure(stage: str, error: BaseException) -> None:
+    create_markdown_artifact(failure_markdown(stage, error), key=summary_key(stage), description=str(error))
+
+
+def publish_run(flow_name: str, title: str, results: list[StageResult], failure: str = "") -> None:
+    create_markdown_artifact(run_markdown(title, results, failure), key=summary_key(flow_name), description=title)
+    if results:
+        create_table_artifact(counts_table(results), key=f"{flow_name}-counts", description=f"{title}: counts")

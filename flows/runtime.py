@@ -1,0 +1,45 @@
+"""What one flow run shares: its Lake (hence one SparkSession), its run date and the folder it ingests from."""
+
+from __future__ import annotations
+
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from prefect.runtime import flow_run
+
+from lake import Conf, Lake, load_conf
+from pipelines.bronze.files import expand_paths
+
+DEFAULT_TIMEZONE = "UTC"
+
+
+def open_lake(env: str | None = None, lake_root: str | None = None) -> Lake:
+    """The run's Lake; its SparkSession starts on first use and is shared by every task of the run."""
+    overrides = {"lake.root": lake_root} if lake_root else None
+    return Lake(load_conf(env, overrides))
+
+
+def resolve_run_date(run_date: date | None, conf: Conf) -> date:
+    """The given date, else the date the run was scheduled for in orchestration.timezone (today for ad-hoc runs)."""
+    if run_date is not None:
+        return run_date
+    zone = ZoneInfo(conf.get("orchestration.timezone") or DEFAULT_TIMEZONE)
+    return flow_run.scheduled_start_time.astimezone(zone).date()
+
+
+def landing_source(conf: Conf, run_date: date, landing: str | None = None) -> str:
+    """`<landing>/<run date>` when that folder exists, else the whole landing folder (ingestion skips known files)."""
+    root = (landing or conf.path("lake.landing")).rstrip("/")
+    try:
+        expand_paths([root])
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"landing folder {root} does not exist: put raw TLC files there, or point lake.landing "
+            "(LAKE_LANDING) or the flow's `landing` parameter at the folder holding them"
+        ) from exc
+    dated = f"{root}/{run_date.isoformat()}"
+    try:
+        expand_paths([dated])
+    except FileNotFoundError:
+        return root
+    return dated

@@ -1,0 +1,58 @@
+"""Serves every flow as a Prefect deployment; `daily` runs on the cron schedule from conf `orchestration`."""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
+
+from flows.daily import daily
+from flows.stages import gold, ingest, score, silver, train
+from lake import Conf, load_conf
+
+DEFAULT_CRON = "0 2 * * *"
+DEFAULT_TIMEZONE = "UTC"
+TAGS = ["taxi-lakehouse"]
+
+
+FLOWS = {flow.name: flow for flow in (daily, ingest, silver, gold, train, score)}
+
+
+def deployments(conf: Conf) -> list[RunnerDeployment]:
+    """One deployment per flow, named after it (`daily/daily`, `silver/silver`, ...), using conf's environment."""
+    schedule = Cron(
+        conf.get("orchestration.daily_cron") or DEFAULT_CRON,
+        timezone=conf.get("orchestration.timezone") or DEFAULT_TIMEZONE,
+    )
+    # Served runs are processes started by `lake serve`: they get its environment (LAKE_ENV, LAKE_ROOT...),
+    # so the conf-dependent defaults shown in the UI are the ones the runs will use.
+    daily_deployment = daily.to_deployment(
+        name="daily",
+        schedules=[schedule],
+        parameters={"landing": conf.path("lake.landing"), "env": conf.env},
+        description="The whole chain for a run date: ingest new landing files, silver, gold, train, score.",
+        tags=TAGS,
+        entrypoint_type=EntrypointType.MODULE_PATH,
+    )
+    stage_deployments = [
+        stage.to_deployment(
+            name=stage.name, parameters={"env": conf.env}, tags=TAGS, entrypoint_type=EntrypointType.MODULE_PATH
+        )
+        for stage in (ingest, silver, gold, train, score)
+    ]
+    return [daily_deployment, *stage_deployments]
+
+
+def serve_all(env: str | None = None) -> None:
+    """Blocks, running scheduled and UI-triggered flow runs until interrupted.
+
+    At most orchestration.max_concurrent_runs runs at a time (default 1): concurrent runs would write the same
+    Delta tables and each would start its own Spark driver on the same machine.
+    """
+    conf = load_conf(env)
+    serve(*deployments(conf), limit=int(conf.get("orchestration.max_concurrent_runs", 1)))
+
+
+if __name__ == "__main__":
+    serve_all()
