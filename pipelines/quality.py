@@ -1,0 +1,196 @@
+"""Data quality: runs a rule set as a Great Expectations suite, builds Data Docs, records quality.* tables."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import types as T
+
+from lake import Lake
+from lake.config import is_uri
+from pipelines.common import StageResult
+from pipelines.rules import Rule, gx
+
+DATA_DOCS_DIR = "_quality/data_docs"
+DATA_DOCS_SITE = "lake_site"
+# GE's partial_unexpected_list is one extra Spark job per expectation; 0 skips it (counts are unaffected).
+DEFAULT_UNEXPECTED_EXAMPLES = 0
+
+QUALITY_RUNS = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("stage", T.StringType(), False),
+        T.StructField("suite", T.StringType()),
+        T.StructField("rule", T.StringType(), False),
+        T.StructField("rule_type", T.StringType()),
+        T.StructField("columns", T.ArrayType(T.StringType())),
+        T.StructField("action", T.StringType()),
+        T.StructField("rows", T.LongType()),  # rows in the batch
+        T.StructField("evaluated", T.LongType()),  # rows the rule looked at (not skipped for missing values)
+        T.StructField("passed", T.LongType()),
+        T.StructField("failed", T.LongType()),
+        T.StructField("ge_success", T.BooleanType()),
+        T.StructField("ge_unexpected", T.LongType()),
+        T.StructField("run_status", T.StringType()),
+        T.StructField("recorded_at", T.TimestampType()),
+    ]
+)
+STAGE_RUNS = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("stage", T.StringType(), False),
+        T.StructField("status", T.StringType()),
+        T.StructField("counts", T.MapType(T.StringType(), T.LongType())),
+        T.StructField("versions", T.MapType(T.StringType(), T.LongType())),
+        T.StructField("invariant", T.StringType()),  # the accounting equation checked, with its numbers
+        T.StructField("invariant_holds", T.BooleanType()),
+        T.StructField("message", T.StringType()),
+        T.StructField("started_at", T.TimestampType()),
+        T.StructField("finished_at", T.TimestampType()),
+    ]
+)
+
+for _name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+@dataclass
+class SuiteResult:
+    """Great Expectations' verdict on one batch: overall and per rule, plus where the Data Docs went."""
+
+    success: bool
+    rule_success: dict[str, bool]
+    unexpected: dict[str, int | None]
+    seconds: float
+    data_docs: str | None = None
+    statistics: dict[str, Any] = field(default_factory=dict)
+
+
+def data_docs_dir(lake: Lake) -> Path | None:
+    """<lake root>/_quality/data_docs for a local lake root; None for object stores (no local HTML site)."""
+    root = lake.root
+    if is_uri(root) and not root.startswith("file://"):
+        return None
+    return Path(root.removeprefix("file://")) / DATA_DOCS_DIR
+
+
+def _context(docs: Path | None) -> Any:
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = gx.data_context.types.base.ProgressBarsConfig(
+        globally=False, metric_calculations=False
+    )
+    if docs is not None:
+        site = {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
+        context.add_data_docs_site(site_name=DATA_DOCS_SITE, site_config=site)
+    return context
+
+
+def validate(
+    batch: DataFrame,
+    rules: list[Rule],
+    suite_name: str,
+    docs: Path | None = None,
+    unexpected_examples: int = DEFAULT_UNEXPECTED_EXAMPLES,
+) -> SuiteResult:
+    """Runs the rules as a GE 1.x suite on a Spark DataFrame (cache it first: GE reads it several times)."""
+    started = time.perf_counter()
+    context = _context(docs)
+    asset = context.data_sources.add_spark(name="lake").add_dataframe_asset(name=suite_name)
+    batch_definition = asset.add_batch_definition_whole_dataframe(name="batch")
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
+    for rule in rules:
+        suite.add_expectation(rule.expectation())
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_definition, suite=suite)
+    )
+    result_format = {"result_format": "BASIC", "partial_unexpected_count": unexpected_examples}
+    outcome = definition.run(batch_parameters={"dataframe": batch}, result_format=result_format)
+    rule_success, unexpected = {}, {}
+    for item in outcome.results:
+        rule = item.expectation_config.meta["rule"]
+        if item.exception_info and item.exception_info.get("raised_exception"):
+            raise RuntimeError(f"Great Expectations could not evaluate rule '{rule}': {item.exception_info}")
+        rule_success[rule] = bool(item.success)
+        count = (item.result or {}).get("unexpected_count")
+        unexpected[rule] = None if count is None else int(count)
+    index = None
+    if docs is not None:
+        index = context.build_data_docs(site_names=[DATA_DOCS_SITE]).get(DATA_DOCS_SITE)
+    return SuiteResult(
+        success=bool(outcome.success),
+        rule_success=rule_success,
+        unexpected=unexpected,
+        seconds=time.perf_counter() - started,
+        data_docs=index,
+        statistics=dict(outcome.statistics),
+    )
+
+
+def record_rules(
+    lake: Lake,
+    run_id: str,
+    stage: str,
+    suite: str,
+    rules: list[Rule],
+    stats: dict[str, dict[str, int]],
+    verdict: SuiteResult,
+    run_status: str,
+) -> int:
+    """Appends one quality.runs row per rule; returns the table's new version."""
+    now = datetime.now(timezone.utc)
+    rows = [
+        (
+            run_id,
+            stage,
+            suite,
+            rule.name,
+            rule.type,
+            list(rule.columns),
+            rule.action,
+            stats[rule.name]["rows"],
+            stats[rule.name]["evaluated"],
+            stats[rule.name]["evaluated"] - stats[rule.name]["failed"],
+            stats[rule.name]["failed"],
+            verdict.rule_success.get(rule.name),
+            verdict.unexpected.get(rule.name),
+            run_status,
+            now,
+        )
+        for rule in rules
+    ]
+    return lake.append("quality.runs", lake.spark.createDataFrame(rows, QUALITY_RUNS))
+
+
+def record_stage_run(
+    lake: Lake,
+    result: StageResult,
+    started_at: datetime,
+    invariant: str = "",
+    invariant_holds: bool | None = None,
+    message: str = "",
+) -> int:
+    """Appends the run's accounting (counts, versions, invariant) to quality.stage_runs."""
+    versions = {name: int(v) for name, v in result.versions.items() if v is not None}
+    row = (
+        result.run_id,
+        result.stage,
+        result.status,
+        {k: int(v) for k, v in result.counts.items()},
+        versions,
+        invariant,
+        invariant_holds,
+        message,
+        started_at,
+        datetime.now(timezone.utc),
+    )
+    return lake.append("quality.stage_runs", lake.spark.createDataFrame([row], STAGE_RUNS))

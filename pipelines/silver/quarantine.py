@@ -1,0 +1,59 @@
+"""silver.quarantine: every bronze row a `drop` rule rejected, verbatim, with the rules it broke and its run."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipelines.schemas import BRONZE_TRIPS
+from pipelines.silver.transform import RAW
+
+VIOLATIONS = "_violations"  # array of the names of the rules a row breaks (every action)
+QUARANTINE_KEYS = ["_source_hash", "_row_number"]  # one bronze row: the file's content hash and its row
+QUARANTINE = T.StructType(
+    BRONZE_TRIPS.fields
+    + [
+        T.StructField("_rules_failed", T.ArrayType(T.StringType())),  # drop rules broken (the reasons)
+        T.StructField("_rules_warned", T.ArrayType(T.StringType())),  # warn rules broken as well
+        T.StructField("_quarantine_run_id", T.StringType()),  # the silver run that (last) rejected the row
+        T.StructField("_quarantined_at", T.TimestampType()),
+        T.StructField("_released_run_id", T.StringType()),  # the reprocessing run that let it into silver
+    ]
+)
+
+
+def broken(names: list[str]) -> Column:
+    """The subset of a row's broken rules that is in names."""
+    wanted = F.array(*[F.lit(n) for n in names]) if names else F.array().cast("array<string>")
+    return F.array_intersect(F.col(VIOLATIONS), wanted)
+
+
+def rejected(drop_rules: list[str]) -> Column:
+    """True for a row that breaks at least one drop rule."""
+    return F.size(broken(drop_rules)) > 0
+
+
+def quarantine_rows(flagged: DataFrame, drop_rules: list[str], warn_rules: list[str], run_id: str) -> DataFrame:
+    """The rejected rows of a flagged batch in the silver.quarantine contract (raw values from `_raw`)."""
+    rows = flagged.where(rejected(drop_rules)).select(
+        f"{RAW}.*",
+        broken(drop_rules).alias("_rules_failed"),
+        broken(warn_rules).alias("_rules_warned"),
+        F.lit(run_id).alias("_quarantine_run_id"),
+        F.current_timestamp().alias("_quarantined_at"),
+        F.lit(None).cast(T.StringType()).alias("_released_run_id"),
+    )
+    return rows.select(*[F.col(f.name).cast(f.dataType) for f in QUARANTINE.fields])
+
+
+def open_rows(quarantine: DataFrame) -> DataFrame:
+    """Quarantined rows not yet released, as bronze rows (the input of a reprocessing run)."""
+    return quarantine.where(F.col("_released_run_id").isNull()).select(*BRONZE_TRIPS.fieldNames())
+
+
+def released_rows(quarantine: DataFrame, flagged: DataFrame, drop_rules: list[str], run_id: str) -> DataFrame:
+    """Quarantine rows whose reprocessed version now passes every drop rule, marked as released by run_id."""
+    passing = flagged.where(~rejected(drop_rules)).select(*[F.col(f"{RAW}.{k}").alias(k) for k in QUARANTINE_KEYS])
+    released = quarantine.join(passing, on=QUARANTINE_KEYS, how="left_semi")
+    return released.withColumn("_released_run_id", F.lit(run_id)).select(*QUARANTINE.fieldNames())

@@ -1,0 +1,176 @@
+"""Pure transforms of the silver stage: bronze text -> typed batch (with the raw row kept) -> silver.trips rows."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipelines.schemas import BRONZE_TRIPS, SILVER_TRIPS
+
+INT_COLUMNS = ["vendor_id", "passenger_count", "rate_code_id", "payment_type", "trip_type"]
+ZONE_COLUMNS = {"pickup_location_id": "pickup_zone_id", "dropoff_location_id": "dropoff_zone_id"}
+DOUBLE_COLUMNS = [
+    "trip_distance",
+    "fare_amount",
+    "extra",
+    "mta_tax",
+    "tip_amount",
+    "tolls_amount",
+    "ehail_fee",
+    "improvement_surcharge",
+    "total_amount",
+    "congestion_surcharge",
+    "airport_fee",
+]
+TIMESTAMP_COLUMNS = {"pickup_datetime": "pickup_ts", "dropoff_datetime": "dropoff_ts"}
+# Older TLC exports write US-style timestamps; ISO forms are parsed by the default cast.
+US_TIMESTAMP_FORMAT = "MM/dd/yyyy hh:mm:ss a"
+MONTH_FORMAT = "yyyy-MM"
+SECONDS_PER_MINUTE = 60.0
+KEY_SEPARATOR = "\u001f"  # unit separator: cannot occur in a typed value
+NULL_MARK = "\u2205"  # stands for a null value inside the trip key, so (null, "") and ("", null) differ
+RAW = "_raw"  # struct of every bronze column of the row, as read: quarantine keeps it verbatim
+
+# The trip values a trip key is made of: what identifies a trip, not where or when it was ingested.
+TRIP_KEY_COLUMNS = [
+    "taxi_type",
+    "vendor_id",
+    "pickup_ts",
+    "dropoff_ts",
+    "passenger_count",
+    "rate_code_id",
+    "store_and_fwd_flag",
+    "pickup_zone_id",
+    "dropoff_zone_id",
+    "payment_type",
+    "trip_type",
+    *DOUBLE_COLUMNS,
+]
+ZONES_SCHEMA = T.StructType(
+    [
+        T.StructField("zone_id", T.IntegerType(), False),
+        T.StructField("borough", T.StringType()),
+        T.StructField("zone", T.StringType()),
+        T.StructField("service_zone", T.StringType()),
+    ]
+)
+
+
+def _text(name: str) -> Column:
+    """A raw value with surrounding blanks removed; empty text is a missing value."""
+    trimmed = F.trim(F.col(name))
+    return F.when(trimmed != "", trimmed)
+
+
+def _to_double(name: str) -> Column:
+    return _text(name).try_cast(T.DoubleType())
+
+
+def _to_int(name: str) -> Column:
+    """Integer codes, accepting "1.0" (pandas-written files) but not "1.5"."""
+    number = _to_double(name)
+    return F.when(number == F.floor(number), number.try_cast(T.IntegerType()))
+
+
+def _to_timestamp(name: str) -> Column:
+    return F.coalesce(F.try_to_timestamp(_text(name)), F.try_to_timestamp(_text(name), F.lit(US_TIMESTAMP_FORMAT)))
+
+
+def typed_columns() -> dict[str, Column]:
+    """Every typed trip column by its silver name, computed from the bronze text column it comes from."""
+    columns = {"taxi_type": F.lower(_text("taxi_type"))}
+    columns |= {name: _to_int(name) for name in INT_COLUMNS}
+    columns |= {silver: _to_int(raw) for raw, silver in ZONE_COLUMNS.items()}
+    columns |= {name: _to_double(name) for name in DOUBLE_COLUMNS}
+    columns |= {silver: _to_timestamp(raw) for raw, silver in TIMESTAMP_COLUMNS.items()}
+    columns["store_and_fwd_flag"] = F.upper(_text("store_and_fwd_flag"))
+    return columns
+
+
+def _source_of(silver_name: str) -> str:
+    reverse = {v: k for k, v in {**ZONE_COLUMNS, **TIMESTAMP_COLUMNS}.items()}
+    return reverse.get(silver_name, silver_name)
+
+
+def unparsed_columns(typed: dict[str, Column]) -> Column:
+    """Comma-separated names of the columns whose raw text did not parse (null when all did)."""
+    failed = [F.when(_text(_source_of(name)).isNotNull() & col.isNull(), F.lit(name)) for name, col in typed.items()]
+    listed = F.concat_ws(",", *failed)
+    return F.when(listed != "", listed)
+
+
+def type_trips(bronze: DataFrame) -> DataFrame:
+    """The typed batch: silver-named typed values, derived columns, lineage, and the raw bronze row in `_raw`.
+
+    Unparseable values become null (try-casts); `_unparsed` names them so a rule can quarantine the row.
+    """
+    typed = typed_columns()
+    pickup, dropoff = typed["pickup_ts"], typed["dropoff_ts"]
+    derived = {
+        "duration_min": (F.unix_seconds(dropoff) - F.unix_seconds(pickup)) / F.lit(SECONDS_PER_MINUTE),
+        "pickup_month": F.date_format(pickup, MONTH_FORMAT),
+        "pickup_date": F.to_date(pickup),
+        "_unparsed": unparsed_columns(typed),
+    }
+    lineage = ["_corrupt_record", "_source_file", "_source_hash", "_source_month", "_row_number"]
+    return bronze.select(
+        *[col.alias(name) for name, col in typed.items()],
+        *[col.alias(name) for name, col in derived.items()],
+        *lineage,
+        F.col("_run_id").alias("_bronze_run_id"),
+        F.struct(*[F.col(c) for c in BRONZE_TRIPS.fieldNames()]).alias(RAW),
+    )
+
+
+def add_zones(typed: DataFrame, zones: DataFrame) -> DataFrame:
+    """Pickup and dropoff zone and borough names from the zone lookup (null for an unknown id)."""
+    for side in ("pickup", "dropoff"):
+        names = zones.select(
+            F.col("zone_id").alias(f"{side}_zone_id"),
+            F.col("zone").alias(f"{side}_zone"),
+            F.col("borough").alias(f"{side}_borough"),
+        )
+        typed = typed.join(F.broadcast(names), on=f"{side}_zone_id", how="left")
+    return typed
+
+
+def add_trip_key(df: DataFrame) -> DataFrame:
+    """trip_key: SHA-256 of the taxi type and typed trip values, so the same trip from two files collapses."""
+    values = [F.coalesce(F.col(c).cast(T.StringType()), F.lit(NULL_MARK)) for c in TRIP_KEY_COLUMNS]
+    return df.withColumn("trip_key", F.sha2(F.concat_ws(KEY_SEPARATOR, *values), 256))
+
+
+def prepare_batch(bronze: DataFrame, zones: DataFrame) -> DataFrame:
+    """bronze.trips rows -> the typed batch the rules and Great Expectations run on."""
+    return add_trip_key(add_zones(type_trips(bronze), zones))
+
+
+def dedupe(trips: DataFrame) -> DataFrame:
+    """One row per trip_key: the first by (_source_file, _row_number), so the choice is deterministic."""
+    first = Window.partitionBy("trip_key").orderBy(F.col("_source_file").asc_nulls_last(), "_row_number")
+    ranked = trips.withColumn("_rank", F.row_number().over(first))
+    return ranked.where(F.col("_rank") == 1).drop("_rank")
+
+
+def to_silver(trips: DataFrame, run_id: str) -> DataFrame:
+    """The silver.trips contract (pipelines.schemas.SILVER_TRIPS)."""
+    with_run = trips.withColumn("_silver_run_id", F.lit(run_id))
+    return with_run.select(*[F.col(f.name).cast(f.dataType) for f in SILVER_TRIPS.fields])
+
+
+def read_zone_csv(spark: SparkSession, path: str) -> DataFrame:
+    """The TLC taxi zone lookup CSV (LocationID, Borough, Zone, service_zone) as the silver.zones contract."""
+    raw = spark.read.option("header", True).csv(path)
+    return raw.select(
+        F.col("LocationID").try_cast(T.IntegerType()).alias("zone_id"),
+        F.col("Borough").alias("borough"),
+        F.col("Zone").alias("zone"),
+        F.col("service_zone"),
+    ).where(F.col("zone_id").isNotNull())
+
+
+def batch_columns(spark: SparkSession) -> list[str]:
+    """Columns of the typed batch (what rules may reference), from the transform itself."""
+    empty_bronze = spark.createDataFrame([], BRONZE_TRIPS)
+    return prepare_batch(empty_bronze, spark.createDataFrame([], ZONES_SCHEMA)).columns

@@ -1,0 +1,112 @@
+"""Expectation rules: each type flags failing rows, passes good ones, treats nulls like GE; bad files fail early."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lake import load_conf
+from pipelines import quality
+from pipelines.rules import RuleError, load_rules, parse_rules, violations
+from pipelines.silver.transform import batch_columns
+
+COLUMNS = ["x", "y", "a", "b", "s"]
+# One row per case: (x, y, a, b, s); each rule below names which row ids it must flag.
+ROWS = [
+    (1, 5.0, 3, 2, "a"),  # 0: passes everything
+    (None, -1.0, 1, 2, "b"),  # 1: fails not_null x, between y, pair rules, in_set s
+    (3, None, None, 1, None),  # 2: nulls: only not_null/null rules look at them
+    (4, 10.0, 2, 2, "a"),  # 3: boundary: y == max passes, a == b fails strict greater, passes equal
+]
+CASES = {
+    "x_not_null": ({"type": "not_null", "column": "x"}, {1}),
+    "s_null": ({"type": "null", "column": "s"}, {0, 1, 3}),
+    "y_between": ({"type": "between", "column": "y", "params": {"min_value": 0, "max_value": 10}}, {1}),
+    "y_strict": ({"type": "between", "column": "y", "params": {"max_value": 10, "strict_max": True}}, {3}),
+    "s_in_set": ({"type": "in_set", "column": "s", "params": {"value_set": ["a"]}}, {1}),
+    "a_gt_b": ({"type": "column_pair_greater", "columns": ["a", "b"]}, {1, 3}),
+    "a_ge_b": ({"type": "column_pair_greater", "columns": ["a", "b"], "params": {"or_equal": True}}, {1}),
+    "a_eq_b": ({"type": "column_pair_equal", "columns": ["a", "b"]}, {0, 1}),
+}
+
+
+@pytest.fixture(scope="module")
+def frame(spark):
+    rows = [(i, *row) for i, row in enumerate(ROWS)]
+    return spark.createDataFrame(rows, "id int, x int, y double, a int, b int, s string").cache()
+
+
+@pytest.fixture(scope="module")
+def rules():
+    entries = [{"name": name, "action": "drop", **spec} for name, (spec, _) in CASES.items()]
+    return parse_rules({"rules": entries}, "test", COLUMNS)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_each_rule_flags_exactly_the_failing_rows(frame, rules, name):
+    rule = next(r for r in rules if r.name == name)
+    flagged = {row.id for row in frame.where(rule.violation()).collect()}
+    assert flagged == CASES[name][1]
+
+
+def test_violations_lists_every_broken_rule_and_is_empty_for_a_clean_row(frame, rules):
+    listed = {row.id: set(row.v) for row in frame.select("id", violations(rules).alias("v")).collect()}
+    expected = {i: {name for name, (_, ids) in CASES.items() if i in ids} for i in range(len(ROWS))}
+    assert listed == expected
+
+
+def test_great_expectations_counts_the_same_rows_as_the_spark_flags(frame, rules):
+    verdict = quality.validate(frame, rules, "rules_test")
+    assert verdict.unexpected == {name: len(ids) for name, (_, ids) in CASES.items()}
+    assert verdict.rule_success == {name: not ids for name, (_, ids) in CASES.items()}
+    assert verdict.success is False
+
+
+def test_value_set_from_is_bound_to_reference_values(frame):
+    entry = {"name": "known", "type": "in_set", "column": "x", "params": {"value_set_from": "ids"}, "action": "drop"}
+    (rule,) = parse_rules({"rules": [entry]}, "test", COLUMNS, ["ids"])
+    bound = rule.bound({"ids": [3, 1]})
+    assert bound.params == {"value_set": [1, 3]}
+    assert {row.id for row in frame.where(bound.violation()).collect()} == {3}
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "regex", "column": "x"}, "rule 'r': unknown rule type 'regex'"),
+        ({"type": "not_null", "column": "nope"}, r"rule 'r': unknown column\(s\) \['nope'\]"),
+        ({"type": "not_null", "column": "x", "action": "skip"}, "rule 'r': action must be one of"),
+        ({"type": "between", "column": "x"}, "rule 'r': type between needs one of"),
+        ({"type": "between", "column": "x", "params": {"low": 1}}, r"rule 'r': unknown param\(s\) \['low'\]"),
+        ({"type": "column_pair_equal", "column": "x"}, r"rule 'r': type column_pair_equal takes `columns: \[A, B\]`"),
+        ({"type": "in_set", "column": "x", "params": {"value_set_from": "z"}}, "rule 'r': unknown value_set_from 'z'"),
+    ],
+)
+def test_a_bad_rule_fails_with_its_name(entry, message):
+    with pytest.raises(RuleError, match=message):
+        parse_rules({"rules": [{"name": "r", "action": "drop", **entry}]}, "rules.yaml", COLUMNS)
+
+
+def test_duplicate_rule_names_are_refused():
+    entry = {"name": "r", "type": "not_null", "column": "x", "action": "warn"}
+    with pytest.raises(RuleError, match=r"duplicate rule name\(s\) \['r'\]"):
+        parse_rules({"rules": [entry, entry]}, "rules.yaml", COLUMNS)
+
+
+def test_the_shipped_silver_rules_load_and_cover_every_action(spark):
+    conf = load_conf("test")
+    rules = load_rules(conf.conf_file("silver.rules"), batch_columns(spark), ["zones"])
+    assert {r.action for r in rules} == {"warn", "drop", "fail"}
+    assert {r.type for r in rules} >= {"not_null", "null", "between", "in_set", "column_pair_greater"}
+
+
+def test_a_missing_rule_file_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="expectation rule file"):
+        load_rules(tmp_path / "none.yaml", COLUMNS)
+
+
+def test_rule_never_yields_null_flags(frame, rules):
+    nulls = frame.select(*[F.isnull(r.violation()).alias(r.name) for r in rules]).collect()
+    assert not any(any(row) for row in nulls)
