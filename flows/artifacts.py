@@ -25,15 +25,21 @@ def quarantine_markdown(result: StageResult) -> str:
     return "\n".join(lines)
 
 
+def web_link(details: dict[str, Any]) -> str | None:
+    """The run's page: the tracking server's own URL, else the MLflow UI's (`make mlflow-ui`) for local stores."""
+    urls = (str(details.get(key) or "") for key in ("mlflow_run_url", "mlflow_ui_url"))
+    return next((url for url in urls if url.startswith(WEB_SCHEMES)), None)
+
+
 def mlflow_link(details: dict[str, Any]) -> str:
-    """The MLflow run as a markdown link when there is a URL, else its tracking URI and run id."""
+    """The MLflow run as a markdown link when it has a web page, and where it is stored when that is not a URL."""
     run_id = details.get("mlflow_run_id")
-    url = details.get("mlflow_run_url")
-    if url:
-        return f"[MLflow run {run_id}]({url})" if run_id else f"[MLflow run]({url})"
-    if run_id:
-        return f"MLflow run `{run_id}` (tracking URI `{details.get('tracking_uri', '?')}`)"
-    return ""
+    if not run_id:
+        return ""
+    stored = str(details.get("mlflow_run_url") or "")
+    where = "" if stored.startswith(WEB_SCHEMES) or not stored else f" (tracking store: `{stored}`)"
+    url = web_link(details)
+    return (f"[MLflow run {run_id}]({url})" if url else f"MLflow run `{run_id}`") + where
 
 
 def model_markdown(result: StageResult) -> str:
@@ -44,8 +50,10 @@ def model_markdown(result: StageResult) -> str:
         lines += ["", "| metric | value |", "|---|---:|"]
         lines += [f"| {name} | {value:.4g} |" for name, value in metrics.items() if isinstance(value, (int, float))]
     if details.get("model_name"):
-        promoted = "promoted" if details.get("promoted") else "not promoted"
-        lines += ["", f"Model `{details['model_name']}` version {details.get('model_version')} ({promoted})."]
+        model = f"Model `{details['model_name']}` version {details.get('model_version')}"
+        if "promoted" in details:
+            model += " (promoted)" if details["promoted"] else " (not promoted)"
+        lines += ["", model + "."]
     link = mlflow_link(details)
     if link:
         lines += ["", link]
@@ -91,8 +99,8 @@ def publish_stage(result: StageResult) -> None:
     create_markdown_artifact(
         stage_markdown(result), key=summary_key(result.stage), description=f"{result.stage} run {result.run_id}"
     )
-    url = result.details.get("mlflow_run_url")
-    if url and str(url).startswith(WEB_SCHEMES):
+    url = web_link(result.details)
+    if url and result.details.get("mlflow_run_id"):
         create_link_artifact(url, link_text=f"MLflow run {result.details.get('mlflow_run_id', '')}", key="mlflow-run")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
+from prefect.settings import PREFECT_API_URL
 from prefect.types.entrypoint import EntrypointType
 
 from flows.daily import daily
@@ -50,6 +51,11 @@ def serve_all(env: str | None = None) -> None:
     At most orchestration.max_concurrent_runs runs at a time (default 1): concurrent runs would write the same
     Delta tables and each would start its own Spark driver on the same machine.
     """
+    if not PREFECT_API_URL.value():
+        raise ValueError(
+            "no Prefect server configured: start one (`make prefect-server` or `prefect server start`) and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api, so that the deployments, their schedule and the UI live there"
+        )
     conf = load_conf(env)
     serve(*deployments(conf), limit=int(conf.get("orchestration.max_concurrent_runs", 1)))
 

@@ -15,7 +15,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from py4j.protocol import Py4JError
 
-from flows.artifacts import publish_failure, publish_stage
+from flows.artifacts import publish_failure, publish_stage, web_link
 from lake import Conf, Lake
 from pipelines.common import StageError, StageResult
 
@@ -71,12 +71,31 @@ def gold_task(lake: Lake, full_refresh: bool = False) -> StageResult:
     return run_stage("gold", lambda: run_gold(lake, full_refresh=full_refresh))
 
 
+def with_mlflow_ui_link(lake: Lake, result: StageResult) -> StageResult:
+    """A local tracking store has no web address: adds the run's page in the MLflow UI (orchestration.mlflow_ui_url,
+    served by `make mlflow-ui` over the same store) as details["mlflow_ui_url"]."""
+    ui_url = lake.conf.get("orchestration.mlflow_ui_url")
+    run_id = result.details.get("mlflow_run_id")
+    if not ui_url or not run_id or web_link(result.details):
+        return result
+    from mlflow.tracking import MlflowClient
+
+    from pipelines.train.tracking import tracking_uri
+
+    experiment_id = MlflowClient(tracking_uri(lake)).get_run(run_id).info.experiment_id
+    result.details["mlflow_ui_url"] = f"{str(ui_url).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return result
+
+
 @task(name="train", cache_policy=NO_CACHE)
 def train_task(lake: Lake, promote: bool = False, reproduce_run_id: str | None = None) -> StageResult:
     """Trains the trip-duration model on pinned gold versions and logs it to MLflow."""
     from pipelines.train import run_train
 
-    return run_stage("train", lambda: run_train(lake, promote=promote, reproduce_run_id=reproduce_run_id))
+    def train() -> StageResult:
+        return with_mlflow_ui_link(lake, run_train(lake, promote=promote, reproduce_run_id=reproduce_run_id))
+
+    return run_stage("train", train)
 
 
 @task(name="score", cache_policy=NO_CACHE)

@@ -17,9 +17,10 @@ from prefect.testing.utilities import prefect_test_harness
 from cli.main import main as lake_main
 from flows import daily as daily_module
 from flows import runtime
+from flows.artifacts import mlflow_link, model_markdown
 from flows.backfill import backfill_on_server, run_dates
 from flows.daily import daily
-from flows.serve import deployments
+from flows.serve import deployments, serve_all
 from flows.stages import silver, train
 from flows.tasks import gold_task, ingest_with_retries, is_transient, retry_on_io_error, score_task, silver_task
 from lake import Lake, load_conf
@@ -307,3 +308,26 @@ def test_lake_run_reports_a_failed_expectation(stages, params, capsys):
 
     assert lake_main(["--env", "test", "run", "silver", "--lake-root", params["lake_root"]]) == 1
     assert "fare_non_negative" in capsys.readouterr().err
+
+
+def test_a_local_tracking_store_links_the_run_in_the_mlflow_ui():
+    ui_page = "http://127.0.0.1:5000/#/experiments/7/runs/r1"
+    stored = "sqlite:///lake/_mlflow/mlflow.db experiment 7 run r1"
+    details = {"mlflow_run_id": "r1", "mlflow_run_url": stored}
+
+    assert mlflow_link(details) == f"MLflow run `r1` (tracking store: `{stored}`)"
+    assert mlflow_link({**details, "mlflow_ui_url": ui_page}).startswith(f"[MLflow run r1]({ui_page})")
+    assert mlflow_link({"mlflow_run_id": "r1", "mlflow_run_url": MLFLOW_URL}) == f"[MLflow run r1]({MLFLOW_URL})"
+    assert mlflow_link({}) == ""
+
+
+def test_model_summary_says_promoted_only_for_training():
+    scored = StageResult("score", "s1", details={"model_name": "trip_duration", "model_version": "3"})
+
+    assert "Model `trip_duration` version 3." in model_markdown(scored)
+    assert "(promoted)" in model_markdown(stage_result("train")) and "rmse" in model_markdown(stage_result("train"))
+
+
+def test_serving_needs_a_prefect_server():
+    with temporary_settings(updates={PREFECT_API_URL: ""}), pytest.raises(ValueError, match="PREFECT_API_URL"):
+        serve_all("test")
