@@ -95,7 +95,8 @@ class Lake:
         return self.spec(table).path
 
     def exists(self, table: str) -> bool:
-        return delta.is_delta(self.spark, self.path(table))
+        path = self.path(table)  # unknown names fail here, before Spark starts
+        return delta.is_delta(self.spark, path)
 
     def version(self, table: str) -> int | None:
         """The table's current Delta version, None if it was never written."""

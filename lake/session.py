@@ -34,6 +34,9 @@ def spark_settings(conf: Conf) -> dict[str, str]:
         settings["spark.jars.packages"] = ",".join(delta_coordinates())
     elif mode != "none":
         raise SparkSetupError(f"spark.delta_jars must be auto, packages or none, not {mode!r}")
+    log_config = conf.conf_dir / "log4j2.properties"
+    if log_config.exists():
+        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile=file:{log_config}"
     settings.update({str(k): str(v) for k, v in (conf.get("spark.extra") or {}).items()})
     return settings
 

@@ -1,0 +1,133 @@
+"""Ingesting the real TLC samples and broken files: counts, metadata, idempotency, nothing lost."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lake import Lake, load_conf
+from pipelines.bronze import run_ingest
+
+YELLOW_RENAMED = "yellow/yellow_tripdata_sample_2019-01.csv"
+YELLOW_MIXED = "yellow/random_subsamples/yellow_tripdata_7500_lines_sample_2019-01.csv"
+YELLOW_ORIGINAL = "yellow/yellow_tripdata_sample_2021.csv"
+GREEN_FOLDER = "green"
+
+
+def data_rows(path: Path) -> int:
+    with path.open(newline="") as handle:
+        return sum(1 for _ in csv.reader(handle)) - 1
+
+
+@pytest.fixture(scope="module")
+def landing(samples, tmp_path_factory) -> Path:
+    """Real samples in every naming, plus broken files, in one landing folder."""
+    folder = tmp_path_factory.mktemp("landing")
+    for name in (YELLOW_RENAMED, YELLOW_MIXED, YELLOW_ORIGINAL):
+        shutil.copy(samples / name, folder / Path(name).name)
+    shutil.copytree(samples / GREEN_FOLDER, folder / "green")
+    bad = folder / "bad"
+    bad.mkdir()
+    (bad / "empty.csv").write_bytes(b"")
+    (bad / "header_only_2019-05.csv").write_text((samples / YELLOW_RENAMED).open().readline())
+    (bad / "garbage.parquet").write_bytes(bytes(range(256)) * 40)
+    (bad / "garbage.csv").write_bytes(b"\x00\xff\xfe" * 500)
+    (bad / "zones_wrong_header.csv").write_text("LocationID,Borough,Zone\n1,EWR,Newark Airport\n")
+    lines = (samples / YELLOW_RENAMED).read_text().splitlines(keepends=True)[:51]
+    lines[10] = lines[10].rstrip("\r\n") + ",999,extra-field\r\n"  # too many fields
+    truncated = "".join(lines)[:-30]  # cut in the middle of the last row
+    (bad / "yellow_tripdata_2019-03_damaged.csv").write_text(truncated)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ingested(spark, landing, tmp_path_factory):
+    lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path_factory.mktemp("lake"))}), spark)
+    # Small splits, so files are read by several tasks and row numbers must stitch partitions together.
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "256k")
+    try:
+        result = run_ingest(lake, [str(landing)])
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    return lake, result
+
+
+def test_row_counts_equal_the_source_files_data_rows(ingested, landing):
+    lake, result = ingested
+    per_file = {r["_source_file"]: r["count"] for r in lake.read("bronze.trips").groupBy("_source_file").count().collect()}
+    good = [p for p in landing.rglob("*.csv") if "bad" not in p.parts]
+    assert {str(p): data_rows(p) for p in good}.items() <= per_file.items()
+    assert result.counts["rows"] == sum(per_file.values())
+
+
+def test_broken_files_are_reported_and_the_good_files_landed(ingested, landing):
+    lake, result = ingested
+    failed = {Path(e["source_file"]).name: e["reason"] for e in result.details["files"] if e["status"] == "failed"}
+    assert set(failed) == {"empty.csv", "header_only_2019-05.csv", "garbage.parquet", "garbage.csv",
+                           "zones_wrong_header.csv"}
+    assert "0 bytes" in failed["empty.csv"]
+    assert "no data rows" in failed["header_only_2019-05.csv"]
+    assert "unreadable parquet" in failed["garbage.parquet"]
+    assert "match no known taxi schema" in failed["zones_wrong_header.csv"]
+    assert result.status == "partial"
+    logged = lake.read("bronze.ingest_log").where(F.col("status") == "failed").count()
+    assert logged == len(failed)
+
+
+def test_malformed_rows_are_kept_with_their_raw_text(ingested, landing):
+    lake, _ = ingested
+    damaged = str(landing / "bad" / "yellow_tripdata_2019-03_damaged.csv")
+    rows = lake.read("bronze.trips").where(F.col("_source_file") == damaged)
+    assert rows.count() == 50
+    corrupt = {r["_row_number"]: r["_corrupt_record"] for r in rows.where(F.col("_corrupt_record").isNotNull()).collect()}
+    assert sorted(corrupt) == [10, 50]
+    assert corrupt[10].endswith(",999,extra-field")
+
+
+def test_row_numbers_follow_file_order_across_splits(ingested, landing):
+    lake, _ = ingested
+    source = landing / Path(YELLOW_RENAMED).name
+    with source.open(newline="") as handle:
+        lines = list(csv.reader(handle))[1:]
+    rows = lake.read("bronze.trips").where(F.col("_source_file") == str(source))
+    got = {r["_row_number"]: r["pickup_datetime"] for r in rows.select("_row_number", "pickup_datetime").collect()}
+    assert got == {i + 1: line[1] for i, line in enumerate(lines)}
+
+
+def test_metadata_naming_variants_and_rescued_columns(ingested, landing):
+    lake, _ = ingested
+    bronze = lake.read("bronze.trips")
+    green = bronze.where(F.col("taxi_type") == "green")
+    assert green.count() == 30
+    assert green.where(F.col("_rescued").getItem("_c0").isNull()).count() == 0
+    original = bronze.where(F.col("_source_file").endswith("sample_2021.csv"))
+    assert original.where(F.col("_rescued").getItem("test_bool").isNull()).count() == 0
+    assert original.where(F.col("pickup_datetime").isNull() | F.col("pickup_location_id").isNull()).count() == 0
+    months = {r[0] for r in bronze.where(F.col("_source_file").contains("2018/10")).select("_source_month").collect()}
+    assert months == {"2018-10"}
+    nulls = bronze.where(F.col("_source_hash").isNull() | F.col("_run_id").isNull() | F.col("_ingested_at").isNull())
+    assert nulls.count() == 0
+
+
+def test_reingesting_adds_nothing_and_a_changed_file_is_a_new_version(ingested, landing, tmp_path):
+    lake, _ = ingested
+    before = lake.version("bronze.trips")
+    again = run_ingest(lake, [str(landing)])
+    assert again.counts["rows"] == 0 and again.counts["ingested_files"] == 0
+    assert again.counts["duplicate_files"] == again.counts["files"] - again.counts["failed_files"]
+    assert lake.version("bronze.trips") == before
+
+    changed = landing / Path(YELLOW_ORIGINAL).name
+    changed.write_text(changed.read_text() + "2,2021-10-09 10:00:00,2021-10-09 10:20:00,1,3.1,1,N,48,68,1,14,0,0.5,2,0,0.3,19.3,2.5,t\r\n")
+    renewed = run_ingest(lake, [str(changed)])
+    assert renewed.counts["new_versions"] == 1 and renewed.counts["rows"] == 1001
+    assert "new version" in renewed.details["files"][0]["reason"]
+
+
+def test_missing_path_is_a_clear_error(lake, tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        run_ingest(lake, [str(tmp_path / "nope.csv")])
