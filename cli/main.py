@@ -12,7 +12,7 @@ from lake.catalog import TableMissingError, UnknownTableError
 from lake.config import ConfigError
 from lake.jars import SparkSetupError
 
-COMMAND_MODULES = ["cli.bronze", "cli.silver", "cli.gold", "cli.model", "cli.orchestrate"]
+COMMAND_MODULES = ["cli.bronze", "cli.maintenance", "cli.silver", "cli.gold", "cli.model", "cli.orchestrate"]
 # Errors a user can act on: printed as one line, exit code 2, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ConfigError,

@@ -58,3 +58,23 @@ def test_watermarks_and_sql_names(lake):
     assert lake.watermark("silver", "bronze.trips") == 5
     assert lake.register_sql() == ["meta.watermarks"]
     assert lake.spark.sql("SELECT source_version FROM meta.watermarks").first()[0] == 5
+
+
+def test_optimize_compacts_and_vacuum_removes_time_travel(lake, spark):
+    from lake import maintenance
+
+    for value in range(3):
+        lake.append("meta.watermarks", spark.createDataFrame(
+            [("c", "s", value)], "consumer string, source string, source_version long"
+        ).withColumn("updated_at", F.current_timestamp()))
+    done = maintenance.optimize(lake, "meta.watermarks")
+    assert done["files_removed"] >= 3 and done["files_added"] == 1
+    assert lake.read("meta.watermarks", version=0).count() == 1
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        maintenance.vacuum(lake, "meta.watermarks", retain_hours=0)
+    finally:
+        spark.conf.unset("spark.databricks.delta.retentionDurationCheck.enabled")
+    assert lake.read("meta.watermarks").count() == 3
+    with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|FILE_NOT"):
+        lake.read("meta.watermarks", version=0).collect()
