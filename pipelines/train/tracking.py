@@ -1,0 +1,95 @@
+"""MLflow wiring: where runs go, how Delta inputs are pinned to a run, and the registry's champion alias."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from pyspark.sql import DataFrame
+
+from lake import Lake
+from lake.config import is_uri
+
+CHAMPION = "champion"
+MODEL_ARTIFACT = "model"
+PARAMS_ARTIFACT = "model_params.json"  # the resolved parameters, read back by --reproduce
+MLFLOW_DIR = "_mlflow"
+
+
+def input_tag(table: str, field: str) -> str:
+    """Run tag holding one fact about an input table, e.g. input.gold.trip_features.version."""
+    return f"input.{table}.{field}"
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """The MLflow server (or embedded store) a lake's runs go to, its experiment and registered model."""
+
+    uri: str
+    experiment_id: str
+    model_name: str
+    client: MlflowClient
+
+    def run_url(self, run_id: str) -> str:
+        if self.uri.startswith(("http://", "https://")):
+            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        return f"{self.uri} experiment {self.experiment_id} run {run_id}"
+
+
+def tracking_uri(lake: Lake) -> str:
+    """conf mlflow.tracking_uri (or MLFLOW_TRACKING_URI), else an SQLite store under the lake root."""
+    configured = lake.conf.get("mlflow.tracking_uri")
+    if configured:
+        return str(configured)
+    if is_uri(lake.root):
+        raise ValueError(
+            f"the lake root {lake.root} is not a local folder: set mlflow.tracking_uri (or MLFLOW_TRACKING_URI)"
+        )
+    folder = Path(lake.root) / MLFLOW_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def open_tracking(lake: Lake) -> Tracking:
+    """Points MLflow at the lake's tracking store and makes sure the experiment exists."""
+    uri = tracking_uri(lake)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = str(lake.conf.require("mlflow.experiment"))
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        experiment_id = experiment.experiment_id
+    elif lake.conf.get("mlflow.tracking_uri"):
+        experiment_id = client.create_experiment(name)  # the server decides where artifacts go
+    else:
+        artifacts = (Path(lake.root) / MLFLOW_DIR / "artifacts").resolve()
+        experiment_id = client.create_experiment(name, artifact_location=artifacts.as_uri())
+    return Tracking(uri, experiment_id, str(lake.conf.require("mlflow.registered_model")), client)
+
+
+def log_delta_input(lake: Lake, table: str, version: int, df: DataFrame, context: str) -> None:
+    """Pins a Delta table version to the active run: an MLflow dataset input and input.<table>.* tags."""
+    path = lake.path(table)
+    dataset = mlflow.data.from_spark(df, path=path, version=str(version), name=f"{table}@v{version}")
+    mlflow.log_input(dataset, context=context)
+    mlflow.set_tags({input_tag(table, "version"): str(version), input_tag(table, "path"): path})
+
+
+def champion_version(tracking: Tracking) -> mlflow.entities.model_registry.ModelVersion | None:
+    """The registered model version holding the champion alias, None when there is none yet."""
+    try:
+        return tracking.client.get_model_version_by_alias(tracking.model_name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def champion_uri(tracking: Tracking) -> str:
+    return f"models:/{tracking.model_name}@{CHAMPION}"
+
+
+def set_champion(tracking: Tracking, version: str) -> None:
+    tracking.client.set_registered_model_alias(tracking.model_name, CHAMPION, version)
