@@ -59,23 +59,28 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from flows.runtime import patient_ephemeral_api
     from flows.serve import FLOWS
 
     not_applicable = sorted(set(given(args, ALL_OPTIONS)) - FLOW_OPTIONS[args.flow] - {"lake_root"})
     if not_applicable:
         options = ", ".join("--" + name.replace("_", "-") for name in not_applicable)
         raise ValueError(f"{options} does not apply to flow {args.flow}")
-    outcome = FLOWS[args.flow](env=args.env, **given(args, FLOW_OPTIONS[args.flow]))
+    with patient_ephemeral_api():
+        outcome = FLOWS[args.flow](env=args.env, **given(args, FLOW_OPTIONS[args.flow]))
     print_results(outcome if isinstance(outcome, list) else [outcome])
     return 0
 
 
 def backfill_command(args: argparse.Namespace) -> int:
     from flows.backfill import backfill_locally, backfill_on_server
+    from flows.runtime import patient_ephemeral_api
 
     parameters = given(args, DAILY_OPTIONS)
     if args.local:
-        for day, results in backfill_locally(args.start, args.end, env=args.env, **parameters).items():
+        with patient_ephemeral_api():
+            ran = backfill_locally(args.start, args.end, env=args.env, **parameters)
+        for day, results in ran.items():
             print(f"## daily {day.isoformat()}\n")
             print_results(results)
         return 0

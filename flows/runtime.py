@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from zoneinfo import ZoneInfo
 
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
 from lake import Conf, Lake, load_conf
 from pipelines.bronze.files import expand_paths
 
 DEFAULT_TIMEZONE = "UTC"
+EPHEMERAL_STARTUP_SECONDS = 180
 
 
 def open_lake(env: str | None = None, lake_root: str | None = None) -> Lake:
@@ -43,3 +48,14 @@ def landing_source(conf: Conf, run_date: date, landing: str | None = None) -> st
     except FileNotFoundError:
         return root
     return dated
+
+
+@contextmanager
+def patient_ephemeral_api() -> Iterator[None]:
+    """Without a configured server, Prefect starts a temporary API for the run and gives it 20 s, which a small
+    machine busy with Spark exceeds: allow EPHEMERAL_STARTUP_SECONDS unless the user set the timeout."""
+    if PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.name in os.environ:
+        yield
+        return
+    with temporary_settings(updates={PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_SECONDS}):
+        yield
