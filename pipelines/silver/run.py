@@ -187,9 +187,13 @@ def write(
 ) -> dict[str, int]:
     """Merges passing trips into silver.trips (insert if absent) and rejected rows into silver.quarantine."""
     passed = batch.where(~q.rejected(drop_rules))
+    before = lake.version(TARGET)
     merged = lake.merge(TARGET, to_silver(dedupe(passed), run_id), ["trip_key"], update_matched=False)
-    source_rows = int(merged["metrics"].get("numSourceRows", 0))
-    inserted = int(merged["metrics"].get("numTargetRowsInserted", 0))
+    if merged["version"] == before:  # Delta commits nothing when every trip is already there
+        source_rows, inserted = totals["unique_passed"], 0
+    else:
+        source_rows = int(merged["metrics"]["numSourceRows"])
+        inserted = int(merged["metrics"]["numTargetRowsInserted"])
     result.versions[TARGET] = merged["version"]
     if source.quarantine_snapshot is not None:
         released = q.released_rows(source.quarantine_snapshot, batch, drop_rules, run_id)
