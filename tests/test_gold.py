@@ -1,0 +1,209 @@
+"""Gold: each feature and analytics column on a few silver rows, the no-leak window, incremental == full rebuild."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from pyspark.sql import DataFrame, SparkSession
+
+from pipelines.gold import affected_days, build_gold, run_gold
+from pipelines.gold.analytics import hourly_demand, zone_daily
+from pipelines.gold.features import PAIR_STATS, pair_stats, trip_features
+from pipelines.schemas import SILVER_TRIPS, TRIP_FEATURES
+
+# Real TLC zone ids: 1 Newark Airport (EWR), 132 JFK Airport, 230 Times Sq, 10 Baisley Park, 20 Belmont.
+ZONES = {
+    1: ("Newark Airport", "EWR"),
+    132: ("JFK Airport", "Queens"),
+    230: ("Times Sq/Theatre District", "Manhattan"),
+    10: ("Baisley Park", "Queens"),
+    20: ("Belmont", "Bronx"),
+}
+GOLD = ["gold.pair_stats", "gold.trip_features", "gold.zone_daily", "gold.hourly_demand"]
+
+
+def trip(key: str, pickup: str, pu: int | None = 10, do: int | None = 20, distance=1.0, duration=10.0, **extra) -> dict:
+    """One silver trip: a key, a pickup time (UTC wall clock) and whatever else the test cares about."""
+    return {"trip_key": key, "pickup": pickup, "pickup_zone_id": pu, "dropoff_zone_id": do,
+            "trip_distance": distance, "duration_min": duration, **extra}  # fmt: skip
+
+
+def silver_frame(spark: SparkSession, trips: list[dict]) -> DataFrame:
+    """silver.trips rows with exactly the SILVER_TRIPS schema; unspecified columns get plain defaults or null."""
+    rows = []
+    for spec in trips:
+        spec = dict(spec)
+        pickup = datetime.fromisoformat(spec.pop("pickup")).replace(tzinfo=timezone.utc)
+        duration = spec.get("duration_min")
+        pu_zone, pu_borough = ZONES.get(spec.get("pickup_zone_id"), (None, None))
+        do_zone, do_borough = ZONES.get(spec.get("dropoff_zone_id"), (None, None))
+        row = {field.name: None for field in SILVER_TRIPS}
+        row.update(
+            taxi_type="yellow", vendor_id=1, passenger_count=1, rate_code_id=1, payment_type=1,
+            pickup_ts=pickup, dropoff_ts=None if duration is None else pickup + timedelta(minutes=duration),
+            pickup_zone=pu_zone, pickup_borough=pu_borough, dropoff_zone=do_zone, dropoff_borough=do_borough,
+            total_amount=10.0, tip_amount=1.0, pickup_date=pickup.date(),
+        )  # fmt: skip
+        row.update(spec)
+        rows.append(tuple(row[field.name] for field in SILVER_TRIPS))
+    return spark.createDataFrame(rows, SILVER_TRIPS)
+
+
+def columns_and_types(schema) -> list[tuple]:
+    return [(field.name, field.dataType) for field in schema.fields]
+
+
+def sorted_rows(df: DataFrame) -> list[tuple]:
+    return sorted((tuple(row) for row in df.collect()), key=repr)
+
+
+def test_calendar_place_and_vendor_features(spark):
+    trips = silver_frame(
+        spark,
+        [
+            trip("holiday", "2019-01-01 08:15:00", pu=132, do=230, vendor_id=2, passenger_count=3, rate_code_id=2),
+            trip("saturday", "2019-01-05 23:59:59", pu=230, do=1),
+            trip("no_zone", "2019-01-06 00:00:00", pu=None, do=None),
+        ],
+    )
+    stats = spark.createDataFrame([], PAIR_STATS)
+    features = trip_features(trips, stats, holidays=[date(2019, 1, 1)])
+    assert columns_and_types(features.schema) == columns_and_types(TRIP_FEATURES)
+    columns = ["trip_key", "vendor_id", "passenger_count", "rate_code_id", "pickup_hour", "day_of_week", "month",
+               "is_weekend", "is_holiday", "pickup_is_airport", "dropoff_is_airport", "pickup_borough",
+               "dropoff_borough", "pair_trips", "pair_median_distance"]  # fmt: skip
+    assert sorted_rows(features.select(columns)) == sorted(
+        [
+            ("holiday", 2, 3, 2, 8, 3, 1, False, True, True, False, "Queens", "Manhattan", 0, None),
+            ("saturday", 1, 1, 1, 23, 7, 1, True, False, False, True, "Manhattan", "EWR", 0, None),
+            ("no_zone", 1, 1, 1, 0, 1, 1, True, False, False, False, None, None, 0, None),
+        ],
+        key=repr,
+    )
+
+
+# Window of 3 days before 2019-01-10: Jan 7, 8, 9. Jan 6 is too old; Jan 10 itself would leak the day's labels.
+WINDOW_TRIPS = [
+    trip("too_old", "2019-01-06 12:00:00", distance=100.0, duration=100.0),
+    trip("first_in_window", "2019-01-07 00:00:00", distance=2.0, duration=10.0),
+    trip("no_distance", "2019-01-08 09:00:00", distance=None, duration=30.0),
+    trip("day_before_a", "2019-01-09 23:59:59", distance=4.0, duration=20.0),
+    trip("day_before_b", "2019-01-09 10:00:00", distance=9.0, duration=40.0),
+    trip("reverse_pair", "2019-01-09 10:00:00", pu=20, do=10, distance=7.0, duration=7.0),
+    trip("unknown_zone", "2019-01-09 10:00:00", pu=None, do=20, distance=7.0, duration=7.0),
+    trip("same_day", "2019-01-10 00:00:01", distance=500.0, duration=500.0),
+]
+
+
+def test_pair_stats_use_only_the_trailing_window_before_the_day(spark):
+    trips = silver_frame(spark, WINDOW_TRIPS)
+    stats_dates = spark.createDataFrame([(date(2019, 1, 10),)], "stats_date date")
+    stats = pair_stats(trips, stats_dates, window_days=3)
+    assert columns_and_types(stats.schema) == columns_and_types(PAIR_STATS)
+    # (10, 20): distances 2, 4, 9 (null ignored) -> 4; durations 10, 20, 30, 40 -> 25 (exact, interpolated).
+    assert sorted_rows(stats) == sorted(
+        [(10, 20, 4, 4.0, 25.0, date(2019, 1, 10)), (20, 10, 1, 7.0, 7.0, date(2019, 1, 10))], key=repr
+    )
+
+
+def test_trip_features_see_the_pair_history_of_earlier_days_only(spark):
+    silver = silver_frame(spark, WINDOW_TRIPS)
+    days = {date(2019, 1, d) for d in range(6, 11)}
+    tables = build_gold(silver, days, days, window_days=3, holidays=[])
+    features = {row.trip_key: row for row in tables["gold.trip_features"].collect()}
+    same_day = features["same_day"]
+    assert (same_day.pair_trips, same_day.pair_median_distance, same_day.pair_median_duration) == (4, 4.0, 25.0)
+    assert (same_day.trip_distance, same_day.duration_min) == (500.0, 500.0)  # label kept, not in its own history
+    too_old = features["too_old"]
+    assert (too_old.pair_trips, too_old.pair_median_distance, too_old.pair_median_duration) == (0, None, None)
+    # Jan 9 sees Jan 6..8: the too_old trip (100) and first_in_window (2) -> 51; no_distance only counts.
+    day_before = features["day_before_a"]
+    assert (day_before.pair_trips, day_before.pair_median_distance, day_before.pair_median_duration) == (
+        3, 51.0, 30.0
+    )  # fmt: skip
+    assert features["unknown_zone"].pair_trips == 0
+    assert len(features) == len(WINDOW_TRIPS)
+
+
+def test_zone_daily_sums_averages_and_speed(spark):
+    trips = silver_frame(
+        spark,
+        [
+            trip("a", "2019-01-02 08:00:00", pu=230, distance=3.0, duration=10.0, total_amount=10.25, tip_amount=2.0),
+            trip("standing", "2019-01-02 09:00:00", pu=230, distance=1.0, duration=0.0, total_amount=5.5,
+                 tip_amount=0.0),
+            trip("nulls", "2019-01-02 10:00:00", pu=230, distance=None, duration=20.0, total_amount=None,
+                 tip_amount=None),
+            trip("jfk", "2019-01-02 10:00:00", pu=132, distance=18.0, duration=30.0, total_amount=60.0),
+        ],
+    )  # fmt: skip
+    rows = sorted_rows(zone_daily(trips))
+    # Zone 230: speed counts only trips that took time: 3 miles in 10 minutes = 18 mph; duration avg (10+0+20)/3.
+    assert rows == sorted(
+        [
+            (230, "Times Sq/Theatre District", "Manhattan", 3, 15.75, 2.0, 4.0, 10.0, 18.0, date(2019, 1, 2)),
+            (132, "JFK Airport", "Queens", 1, 60.0, 1.0, 18.0, 30.0, 36.0, date(2019, 1, 2)),
+        ],
+        key=repr,
+    )
+
+
+def test_hourly_demand_counts_trips_per_borough_and_hour(spark):
+    trips = silver_frame(
+        spark,
+        [
+            trip("a", "2019-01-02 08:00:00", pu=230),
+            trip("b", "2019-01-02 08:59:59", pu=230),
+            trip("c", "2019-01-02 09:00:00", pu=230),
+            trip("d", "2019-01-02 08:30:00", pu=132),
+            trip("e", "2019-01-03 08:30:00", pu=None),
+        ],
+    )
+    assert sorted_rows(hourly_demand(trips)) == sorted(
+        [
+            ("Manhattan", 8, 2, date(2019, 1, 2)),
+            ("Manhattan", 9, 1, date(2019, 1, 2)),
+            ("Queens", 8, 1, date(2019, 1, 2)),
+            (None, 8, 1, date(2019, 1, 3)),
+        ],
+        key=repr,
+    )
+
+
+def test_affected_days_are_the_touched_days_and_the_window_after_them():
+    silver_days = {date(2019, 1, d) for d in (1, 2, 3, 4, 6)}
+    assert affected_days({date(2019, 1, 2)}, silver_days, 2) == {date(2019, 1, d) for d in (2, 3, 4)}
+    assert affected_days(set(), silver_days, 2) == set()
+    # A touched day whose rows are all gone stays in, so its gold rows are removed.
+    assert affected_days({date(2019, 1, 5)}, silver_days, 2) == {date(2019, 1, 5), date(2019, 1, 6)}
+
+
+def gold_snapshot(lake) -> dict[str, list[tuple]]:
+    return {table: sorted_rows(lake.read(table)) for table in GOLD}
+
+
+def test_incremental_runs_equal_a_full_rebuild(lake):
+    lake = type(lake)(lake.conf.with_overrides({"gold.pair_window_days": 2}), lake.spark)
+    first = [trip(f"b1_{d}_{z}", f"2019-01-0{d} 0{z}:00:00", distance=float(d + z), duration=2.0 * d + z)
+             for d in (1, 2, 3, 4, 6) for z in (1, 2)]  # fmt: skip
+    lake.append("silver.trips", silver_frame(lake.spark, first))
+    initial = run_gold(lake)
+    assert initial.details["mode"] == "full"
+    assert initial.counts["gold.trip_features"] == len(first)
+
+    # Silver changes: a late trip of Jan 2 arrives, and every Jan 6 trip is deleted.
+    late = [trip("b2_late", "2019-01-02 07:00:00", distance=50.0, duration=90.0, total_amount=99.0)]
+    lake.append("silver.trips", silver_frame(lake.spark, late))
+    lake.overwrite("silver.trips", silver_frame(lake.spark, []), replace_where="pickup_date = '2019-01-06'")
+    incremental = run_gold(lake)
+    assert incremental.details["mode"] == "incremental"
+    # Jan 2 and the window of 2 days after it; Jan 6 because gold has it and silver no longer does.
+    assert incremental.details["days"] == ["2019-01-02", "2019-01-03", "2019-01-04", "2019-01-06"]
+    after_increment = gold_snapshot(lake)
+    jan3 = [row for row in after_increment["gold.pair_stats"] if row[-1] == date(2019, 1, 3)]
+    assert jan3 == [(10, 20, 5, 3.0, 5.0, date(2019, 1, 3))]  # the late Jan 2 trip is in Jan 3's history
+    assert not [row for row in after_increment["gold.trip_features"] if row[-1] == date(2019, 1, 6)]
+
+    assert run_gold(lake).details["mode"] == "up to date"
+    assert run_gold(lake, full_refresh=True).details["mode"] == "full"
+    assert gold_snapshot(lake) == after_increment
