@@ -6,7 +6,6 @@ import argparse
 
 from cli.main import open_lake
 from pipelines.common import ExpectationFailed, StageResult
-from pipelines.silver import run_silver
 
 
 def format_rules(result: StageResult) -> list[str]:
@@ -18,6 +17,8 @@ def format_rules(result: StageResult) -> list[str]:
 
 
 def silver(args: argparse.Namespace) -> int:
+    from pipelines.silver import run_silver  # imports Great Expectations: slow, so only when the command runs
+
     lake = open_lake(args)
     try:
         result = run_silver(lake, reprocess_quarantine=args.reprocess_quarantine)
