@@ -14,9 +14,12 @@ SAMPLE := data/sample
 setup: .venv/.installed
 	$(PY) -m lake.jars >/dev/null
 
+# The main job on the embedded defaults: the Prefect `daily` flow (ephemeral API, no server needed) ingests the
+# bundled sample, then silver, gold, train (MLflow, SQLite) and score; then a look at what it made.
 demo: setup
-	$(LAKE) ingest $(SAMPLE)/yellow_tripdata_sample_2019-01.csv $(SAMPLE)/yellow_tripdata_sample_2019-02.csv
+	$(LAKE) run daily --landing $(SAMPLE)
 	$(LAKE) tables
+	$(LAKE) query "SELECT pickup_borough, SUM(trips) AS trips FROM gold.hourly_demand GROUP BY pickup_borough ORDER BY trips DESC"
 
 test: setup
 	$(PY) -m pytest -q
@@ -29,6 +32,15 @@ prefect-server: setup
 
 mlflow-ui: setup
 	.venv/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///lakehouse/_mlflow/mlflow.db
+
+serve: setup
+	$(LAKE) serve
+
+bench: setup
+	$(PY) bench/bench_silver.py
+	$(PY) bench/bench_query.py
+	$(PY) bench/bench_train.py
+	$(PY) bench/assemble.py
 
 clean:
 	rm -rf lakehouse spark-warehouse
