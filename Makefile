@@ -28,13 +28,13 @@ lint: setup
 	.venv/bin/ruff check lake pipelines flows cli tests bench
 
 prefect-server: setup
-	.venv/bin/prefect server start --host 127.0.0.1 --port 4200
+	PREFECT_SERVER_ANALYTICS_ENABLED=false .venv/bin/prefect server start --host 127.0.0.1 --port 4200
 
 mlflow-ui: setup
 	.venv/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///lakehouse/_mlflow/mlflow.db
 
 serve: setup
-	$(LAKE) serve
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(LAKE) serve
 
 bench: setup
 	$(PY) bench/bench_silver.py
