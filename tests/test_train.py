@@ -9,13 +9,14 @@ import shutil
 import mlflow
 import pytest
 from delta.tables import DeltaTable
+from pyspark.sql import functions as F
 from test_train_support import make_lake, synthetic_features, write_params
 
 from lake.catalog import TableMissingError
 from pipelines.common import StageError
 from pipelines.train import run_train
 from pipelines.train.evaluate import METRICS, regression_metrics
-from pipelines.train.model import FEATURES_TABLE, load_params
+from pipelines.train.model import FEATURES_TABLE, Split, load_params, split_frames
 from pipelines.train.tracking import CHAMPION, champion_uri, open_tracking
 
 START = dt.date(2019, 1, 1)
@@ -160,3 +161,17 @@ def test_too_small_a_window_names_the_window_and_the_setting(spark, tmp_path):
     lake.append(FEATURES_TABLE, synthetic_features(spark, START, 10, 5, seed=3))
     with pytest.raises(StageError, match=r"train window \(pickup_date < 2019-01-04.*has 15 .*split.min_train_rows"):
         run_train(lake)
+
+
+def test_split_frames_partition_and_order_rows_by_key_whatever_the_input_order(spark, tmp_path):
+    params = load_params(make_lake(spark, tmp_path / "lake", write_params(tmp_path / "conf")))
+    features = synthetic_features(spark, START, 4, 10, seed=5)
+    split = Split(START + dt.timedelta(days=2), START, START + dt.timedelta(days=3))
+
+    def layout(frame):
+        train, test = split_frames(frame, split, params)
+        return [[row.trip_key for row in part] for part in (train.rdd.glom().collect() + test.rdd.glom().collect())]
+
+    shuffled = features.repartition(3).sortWithinPartitions(F.rand(seed=1))
+    assert layout(features.coalesce(1)) == layout(shuffled)
+    assert sorted(key for part in layout(shuffled) for key in part) == sorted(r.trip_key for r in features.collect())

@@ -25,8 +25,9 @@ FEATURES_COL = "features"
 HISTORY_FLAG = "pair_has_history"
 UNKNOWN = "unknown"  # the category of a null categorical value
 REGRESSORS = {"gbt": GBTRegressor, "random_forest": RandomForestRegressor}
-# Rows are sorted by this key before fitting, so a re-run sees the same rows in the same order.
+# Rows are hash-partitioned and sorted by this key before fitting, so a re-run sees the same rows in the same order.
 ORDER_KEY = "trip_key"
+DEFAULT_FIT_PARTITIONS = 4
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,21 @@ def choose_split(features: DataFrame, params: dict[str, Any]) -> Split:
 
 
 def split_frames(features: DataFrame, split: Split, params: dict[str, Any]) -> tuple[DataFrame, DataFrame]:
-    """Train (earlier days) and test (later days) frames of labelled rows, in a stable order."""
+    """Train (earlier days) and test (later days) frames of labelled rows, in a stable partitioning and order."""
     label = params["label"]
     labelled = features.where(F.col(label).isNotNull()).select(
         ORDER_KEY, "pickup_date", label, *feature_columns(params)
     )
     in_test_window = F.col("pickup_date") >= F.lit(split.test_from)
-    return labelled.where(~in_test_window).orderBy(ORDER_KEY), labelled.where(in_test_window).orderBy(ORDER_KEY)
+    return stable(labelled.where(~in_test_window), params), stable(labelled.where(in_test_window), params)
+
+
+def stable(frame: DataFrame, params: dict[str, Any]) -> DataFrame:
+    """The same rows in the same partitions in the same order, whatever order the table's files were listed in:
+    the trees sample rows per partition to find split candidates, so partitioning must depend on the data only
+    (a range sort's boundaries depend on the input order; a hash repartition's do not)."""
+    partitions = int(params.get("fit_partitions", DEFAULT_FIT_PARTITIONS))
+    return frame.repartition(partitions, ORDER_KEY).sortWithinPartitions(ORDER_KEY)
 
 
 def check_window_sizes(split: Split, params: dict[str, Any], train_rows: int, test_rows: int) -> None:
