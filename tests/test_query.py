@@ -127,7 +127,7 @@ def test_cli_query_writes_csv_json_parquet_and_refuses_writes(real_lake, tmp_pat
     printed = capsys.readouterr()
     assert "fast engine" in printed.err and printed.out.splitlines()[0].strip() == "n"
     assert lake_cli(["--env", "test", "query", "DROP TABLE gold.zone_daily"]) == 2
-    assert "'DROP' is not allowed" in capsys.readouterr().err
+    assert "read-only: statements starting with 'DROP'" in capsys.readouterr().err
     assert lake.exists("gold.zone_daily")
 
 
