@@ -1,7 +1,8 @@
 """The trip-duration model on the real TLC samples: test metrics next to the baselines, training time and rows/s.
 
 Builds a lake from the 12 monthly yellow samples of 2019 (bronze -> silver -> gold, 10,000 rows each), then runs
-`lake train` with conf/model.yaml (train on pickup days before 2019-11-01, test on 2019-11-01..12-31) and writes
+`lake train` with conf/model.yaml but the evaluation split
+(train on pickup days before 2019-11-01, test on 2019-11-01..12-31) and writes
 bench/results/model.md. The lake (with its MLflow store) is kept, so the run can be opened in the MLflow UI.
 
     .venv/bin/python bench/bench_train.py [--lake-root DIR] [--samples DIR]
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import mlflow
 import pyspark
+import yaml
 
 from lake import Lake, load_conf
 from pipelines.bronze import run_ingest
@@ -27,6 +29,9 @@ from pipelines.gold import run_gold
 from pipelines.silver import run_silver
 from pipelines.train import run_train
 from pipelines.train.evaluate import LINEAR, METRICS, MODEL, PAIR_MEDIAN
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+EVALUATION_TEST_FROM = "2019-11-01"
 
 PROJECT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT / "bench" / "results" / "model.md"
@@ -76,7 +81,8 @@ def report(command: str, lake: Lake, files: list[Path], timings: dict[str, float
         f"through bronze, silver and gold. gold.trip_features version {trained.versions['gold.trip_features']}, "
         f"first pickup day {first_day}.",
         "",
-        f"Split by pickup day (conf/model.yaml): train on days before 2019-11-01 ({train_rows:,} labelled trips), "
+        f"Split by pickup day (conf/model.yaml, split.test_from = 2019-11-01): "
+        f"train on days before 2019-11-01 ({train_rows:,} labelled trips), "
         f"test on 2019-11-01 and later ({test_rows:,} trips). Metrics are on the test window, in minutes "
         "(RMSLE on log1p minutes); predictions below 0 are counted as 0.",
         "",
@@ -103,6 +109,16 @@ def report(command: str, lake: Lake, files: list[Path], timings: dict[str, float
     return "\n".join(lines) + "\n"
 
 
+def evaluation_params(folder: Path) -> Path:
+    """conf/model.yaml with the issue's evaluation split: train on 2019-01..10, test on 2019-11..12."""
+    params = yaml.safe_load((CONF_DIR / "model.yaml").read_text())
+    params["split"].update({"test_from": EVALUATION_TEST_FROM, "test_days": None})
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model_evaluation.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake-root", default=None, help="where to build the lake (default: a new temp folder)")
@@ -112,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(files) != 12:
         raise SystemExit(f"expected 12 files {SAMPLE_GLOB} in {args.samples}, found {len(files)}")
     root = args.lake_root or tempfile.mkdtemp(prefix="bench-model-")
-    lake = Lake(load_conf(overrides={"lake.root": root, "mlflow.tracking_uri": None}))
+    lake = Lake(load_conf(overrides={"lake.root": root, "mlflow.tracking_uri": None,
+                                     "model.params": str(evaluation_params(Path(root)))}))
     print(f"lake: {root}", flush=True)
     timings: dict[str, float] = {}
     timed("bronze", lambda: run_ingest(lake, [str(f) for f in files]), timings)

@@ -56,7 +56,9 @@ def history(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ingest", help="ingest TLC trip files (CSV/Parquet, files, folders, globs) into bronze")
+    parser = subparsers.add_parser(
+        "ingest", help="ingest TLC trip files (CSV/Parquet, files, folders, globs) into bronze"
+    )
     parser.add_argument("paths", nargs="+", help="files, folders or glob patterns (local paths or URIs)")
     parser.set_defaults(handler=ingest)
     parser = subparsers.add_parser("tables", help="list catalog tables with row counts and current Delta version")

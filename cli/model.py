@@ -6,11 +6,11 @@ import argparse
 import json
 
 from cli.main import open_lake
-from pipelines.score import run_score
-from pipelines.train import run_train
 
 
 def _train(args: argparse.Namespace) -> int:
+    from pipelines.train import run_train  # imports MLflow: slow, so only when the command runs
+
     result = run_train(open_lake(args), promote=args.promote, reproduce_run_id=args.reproduce)
     print(result.summary_markdown())
     print(json.dumps(result.details, indent=2, default=str))
@@ -18,6 +18,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from pipelines.score import run_score  # imports MLflow: slow, so only when the command runs
+
     result = run_score(open_lake(args))
     print(result.summary_markdown())
     print(json.dumps(result.details, indent=2, default=str))

@@ -95,7 +95,7 @@ class Conf:
         """A file referenced from config, relative to conf/."""
         return self.conf_dir / str(self.require(dotted))
 
-    def with_overrides(self, overrides: dict) -> "Conf":
+    def with_overrides(self, overrides: dict) -> Conf:
         data = copy.deepcopy(self.data)
         for key, value in overrides.items():
             _set_dotted(data, key, value)

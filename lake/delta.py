@@ -25,7 +25,11 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
 def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
     """Version, operation and operation metrics of the table's latest commit."""
     row = DeltaTable.forPath(spark, path).history(1).select("version", "operation", "operationMetrics").first()
-    return {"version": int(row["version"]), "operation": row["operation"], "metrics": dict(row["operationMetrics"] or {})}
+    return {
+        "version": int(row["version"]),
+        "operation": row["operation"],
+        "metrics": dict(row["operationMetrics"] or {}),
+    }
 
 
 def read(spark: SparkSession, path: str, version: int | None = None, timestamp: str | None = None) -> DataFrame:

@@ -58,7 +58,9 @@ def ingested(spark, landing, tmp_path_factory):
 
 def test_row_counts_equal_the_source_files_data_rows(ingested, landing):
     lake, result = ingested
-    per_file = {r["_source_file"]: r["count"] for r in lake.read("bronze.trips").groupBy("_source_file").count().collect()}
+    per_file = {
+        r["_source_file"]: r["count"] for r in lake.read("bronze.trips").groupBy("_source_file").count().collect()
+    }
     good = [p for p in landing.rglob("*.csv") if "bad" not in p.parts]
     assert {str(p): data_rows(p) for p in good}.items() <= per_file.items()
     assert result.counts["rows"] == sum(per_file.values())
@@ -67,8 +69,13 @@ def test_row_counts_equal_the_source_files_data_rows(ingested, landing):
 def test_broken_files_are_reported_and_the_good_files_landed(ingested, landing):
     lake, result = ingested
     failed = {Path(e["source_file"]).name: e["reason"] for e in result.details["files"] if e["status"] == "failed"}
-    assert set(failed) == {"empty.csv", "header_only_2019-05.csv", "garbage.parquet", "garbage.csv",
-                           "zones_wrong_header.csv"}
+    assert set(failed) == {
+        "empty.csv",
+        "header_only_2019-05.csv",
+        "garbage.parquet",
+        "garbage.csv",
+        "zones_wrong_header.csv",
+    }
     assert "0 bytes" in failed["empty.csv"]
     assert "no data rows" in failed["header_only_2019-05.csv"]
     assert "unreadable parquet" in failed["garbage.parquet"]
@@ -83,7 +90,9 @@ def test_malformed_rows_are_kept_with_their_raw_text(ingested, landing):
     damaged = str(landing / "bad" / "yellow_tripdata_2019-03_damaged.csv")
     rows = lake.read("bronze.trips").where(F.col("_source_file") == damaged)
     assert rows.count() == 50
-    corrupt = {r["_row_number"]: r["_corrupt_record"] for r in rows.where(F.col("_corrupt_record").isNotNull()).collect()}
+    corrupt = {
+        r["_row_number"]: r["_corrupt_record"] for r in rows.where(F.col("_corrupt_record").isNotNull()).collect()
+    }
     assert sorted(corrupt) == [10, 50]
     assert corrupt[10].endswith(",999,extra-field")
 
@@ -122,7 +131,10 @@ def test_reingesting_adds_nothing_and_a_changed_file_is_a_new_version(ingested, 
     assert lake.version("bronze.trips") == before
 
     changed = landing / Path(YELLOW_ORIGINAL).name
-    changed.write_text(changed.read_text() + "2,2021-10-09 10:00:00,2021-10-09 10:20:00,1,3.1,1,N,48,68,1,14,0,0.5,2,0,0.3,19.3,2.5,t\r\n")
+    changed.write_text(
+        changed.read_text()
+        + "2,2021-10-09 10:00:00,2021-10-09 10:20:00,1,3.1,1,N,48,68,1,14,0,0.5,2,0,0.3,19.3,2.5,t\r\n"
+    )
     renewed = run_ingest(lake, [str(changed)])
     assert renewed.counts["new_versions"] == 1 and renewed.counts["rows"] == 1001
     assert "new version" in renewed.details["files"][0]["reason"]

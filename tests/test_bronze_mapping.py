@@ -77,12 +77,19 @@ def test_to_raw_columns_renames_fills_and_rescues(spark):
     blanks = {c: None for c in RAW_TRIP_COLUMNS}
     expected = spark.createDataFrame(
         [
-            {"taxi_type": "green", **blanks, "vendor_id": "2", "pickup_datetime": "2019-01-01 00:00:00",
-             "dropoff_datetime": "2019-01-01 00:10:00", "_rescued": {"_c0": "7", "test_bool": "f"},
-             "_corrupt_record": None},
+            {
+                "taxi_type": "green",
+                **blanks,
+                "vendor_id": "2",
+                "pickup_datetime": "2019-01-01 00:00:00",
+                "dropoff_datetime": "2019-01-01 00:10:00",
+                "_rescued": {"_c0": "7", "test_bool": "f"},
+                "_corrupt_record": None,
+            },
             {"taxi_type": "green", **blanks, "_rescued": {"_c0": "8", "test_bool": None}, "_corrupt_record": None},
         ],
-        "taxi_type string, " + ", ".join(f"{c} string" for c in RAW_TRIP_COLUMNS)
+        "taxi_type string, "
+        + ", ".join(f"{c} string" for c in RAW_TRIP_COLUMNS)
         + ", _rescued map<string,string>, _corrupt_record string",
     )
     assertDataFrameEqual(to_raw_columns(source, mapping, names), expected.select(*expected_columns))

@@ -178,8 +178,16 @@ def run_ingest(
                 continue
             replaced = previous_hash.get(plan.source.location)
             note = f"new version of a file ingested before (previous hash {replaced[:12]})" if replaced else None
-            log.add(plan.source.location, plan.source, "ingested", note, plan.mapping.taxi_type,
-                    data_rows, corrupt_rows, replaced)
+            log.add(
+                plan.source.location,
+                plan.source,
+                "ingested",
+                note,
+                plan.mapping.taxi_type,
+                data_rows,
+                corrupt_rows,
+                replaced,
+            )
         if landing:
             keep = F.col("_source_hash").isin([p.source.content_hash for p in landing])
             bronze_version = lake.append(
@@ -187,8 +195,10 @@ def run_ingest(
             )
     log_version = ingest_log.write(lake, log, bronze_version)
     result = StageResult("ingest", run_id, counts=log.counts(), details={"files": log.entries})
-    result.versions = {BRONZE: bronze_version if bronze_version is not None else lake.version(BRONZE),
-                       ingest_log.INGEST_LOG: log_version}
+    result.versions = {
+        BRONZE: bronze_version if bronze_version is not None else lake.version(BRONZE),
+        ingest_log.INGEST_LOG: log_version,
+    }
     if result.counts["failed_files"]:
         result.status = "partial" if result.counts["ingested_files"] else "failed"
     return result

@@ -101,8 +101,12 @@ def write(lake: Lake, log: RunLog, bronze_version: int | None) -> int | None:
         return lake.version(INGEST_LOG)
     logged_at = datetime.now(timezone.utc).replace(tzinfo=None)
     rows = [
-        {**entry, "run_id": log.run_id, "bronze_version": bronze_version if entry["status"] == "ingested" else None,
-         "logged_at": logged_at}
+        {
+            **entry,
+            "run_id": log.run_id,
+            "bronze_version": bronze_version if entry["status"] == "ingested" else None,
+            "logged_at": logged_at,
+        }
         for entry in log.entries
     ]
     frame = lake.spark.createDataFrame(rows, INGEST_LOG_SCHEMA)
