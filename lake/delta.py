@@ -69,13 +69,21 @@ def merge(
     partition_by: list[str] | None = None,
     update_matched: bool = True,
     delete_matched: bool = False,
+    target_filter: str | None = None,
 ) -> dict[str, Any]:
-    """Upserts df into the table by keys (creating it on first use); returns the commit's version and metrics."""
+    """Upserts df into the table by keys (creating it on first use); returns the commit's version and metrics.
+
+    target_filter (SQL on alias t, e.g. a partition IN list) limits the files MERGE reads. A MERGE that changes
+    nothing makes no commit: it returns the unchanged version, operation NONE and empty metrics.
+    """
     spark = df.sparkSession
     if not is_delta(spark, path):
         version = write(df, path, "overwrite", partition_by)
         return {"version": version, "operation": "WRITE", "metrics": {"numTargetRowsInserted": str(df.count())}}
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    if target_filter:
+        condition = f"({target_filter}) AND {condition}"
+    before = latest_version(spark, path)
     builder = DeltaTable.forPath(spark, path).alias("t").merge(df.alias("s"), condition)
     if delete_matched:
         builder = builder.whenMatchedDelete()
@@ -84,6 +92,8 @@ def merge(
     if not delete_matched:
         builder = builder.whenNotMatchedInsertAll()
     builder.execute()
+    if latest_version(spark, path) == before:
+        return {"version": before, "operation": "NONE", "metrics": {}}
     return last_commit(spark, path)
 
 

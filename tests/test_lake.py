@@ -78,3 +78,16 @@ def test_optimize_compacts_and_vacuum_removes_time_travel(lake, spark):
     assert lake.read("meta.watermarks").count() == 3
     with pytest.raises(Exception, match="(?i)not found|does not exist|FileNotFound|FILE_NOT"):
         lake.read("meta.watermarks", version=0).collect()
+
+
+def test_merge_that_changes_nothing_reports_no_commit_and_target_filter_limits_matches(lake, spark):
+    rows = spark.createDataFrame([("a", "s", 1)], "consumer string, source string, source_version long")
+    rows = rows.withColumn("updated_at", F.lit(None).cast("timestamp"))
+    first = lake.merge("meta.watermarks", rows, ["consumer", "source"], update_matched=False)
+    again = lake.merge("meta.watermarks", rows, ["consumer", "source"], update_matched=False)
+    assert again == {"version": first["version"], "operation": "NONE", "metrics": {}}
+    # A filter that excludes the matching target row makes the same key look new: the filter really limits MERGE.
+    filtered = lake.merge(
+        "meta.watermarks", rows, ["consumer", "source"], update_matched=False, target_filter="t.source_version > 5"
+    )
+    assert filtered["metrics"]["numTargetRowsInserted"] == "1"

@@ -175,6 +175,17 @@ def run_silver(lake: Lake, reprocess_quarantine: bool = False, run_id: str | Non
     return result
 
 
+def batch_days_filter(trips: DataFrame) -> str | None:
+    """The target partitions a batch can match (the pickup day is part of the trip key), so MERGE reads only
+    those days of silver.trips and a daily run costs in proportion to its batch, not to the table."""
+    found = [row[0] for row in trips.select("pickup_date").distinct().collect()]
+    days = sorted(day for day in found if day is not None)
+    clauses = ["t.pickup_date IS NULL"] if len(days) < len(found) else []
+    if days:
+        clauses.append("t.pickup_date IN (" + ", ".join(f"DATE'{day.isoformat()}'" for day in days) + ")")
+    return " OR ".join(clauses) or None
+
+
 def write(
     lake: Lake,
     batch: DataFrame,
@@ -187,9 +198,11 @@ def write(
 ) -> dict[str, int]:
     """Merges passing trips into silver.trips (insert if absent) and rejected rows into silver.quarantine."""
     passed = batch.where(~q.rejected(drop_rules))
-    before = lake.version(TARGET)
-    merged = lake.merge(TARGET, to_silver(dedupe(passed), run_id), ["trip_key"], update_matched=False)
-    if merged["version"] == before:  # Delta commits nothing when every trip is already there
+    trips = to_silver(dedupe(passed), run_id)
+    merged = lake.merge(
+        TARGET, trips, ["trip_key"], update_matched=False, target_filter=batch_days_filter(trips)
+    )
+    if merged["operation"] == "NONE":  # Delta commits nothing when every trip is already there
         source_rows, inserted = totals["unique_passed"], 0
     else:
         source_rows = int(merged["metrics"]["numSourceRows"])
