@@ -6,22 +6,13 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from pipelines.schemas import BRONZE_TRIPS, SILVER_TRIPS
+from pipelines.schemas import BRONZE_TRIPS, RAW_TRIP_COLUMNS, SILVER_TRIPS
 
 INT_COLUMNS = ["vendor_id", "passenger_count", "rate_code_id", "payment_type", "trip_type"]
 ZONE_COLUMNS = {"pickup_location_id": "pickup_zone_id", "dropoff_location_id": "dropoff_zone_id"}
+# The money and distance columns: every raw column that silver types as a double.
 DOUBLE_COLUMNS = [
-    "trip_distance",
-    "fare_amount",
-    "extra",
-    "mta_tax",
-    "tip_amount",
-    "tolls_amount",
-    "ehail_fee",
-    "improvement_surcharge",
-    "total_amount",
-    "congestion_surcharge",
-    "airport_fee",
+    f.name for f in SILVER_TRIPS.fields if isinstance(f.dataType, T.DoubleType) and f.name in RAW_TRIP_COLUMNS
 ]
 TIMESTAMP_COLUMNS = {"pickup_datetime": "pickup_ts", "dropoff_datetime": "dropoff_ts"}
 # Older TLC exports write US-style timestamps; ISO forms are parsed by the default cast.
