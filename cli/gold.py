@@ -13,6 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from cli.main import open_lake
+from lake.errors import InputError
 
 FORMATS = ("table", "csv", "json", "parquet")
 DEFAULT_MAX_ROWS = 100
@@ -61,7 +62,7 @@ def run_query_command(args: argparse.Namespace) -> int:
     from lake.query import run_query
 
     if args.format == "parquet" and not args.output:
-        raise ValueError("--format parquet needs --output FILE")
+        raise InputError("--format parquet needs --output FILE")
     started = time.perf_counter()
     result = run_query(open_lake(args), args.sql, args.engine, args.as_of_version, args.as_of)
     elapsed = time.perf_counter() - started

@@ -8,20 +8,9 @@ import sys
 from collections.abc import Callable
 
 from lake import Lake, load_conf
-from lake.catalog import TableMissingError, UnknownTableError
-from lake.config import ConfigError
-from lake.jars import SparkSetupError
+from lake.errors import UserError
 
 COMMAND_MODULES = ["cli.bronze", "cli.maintenance", "cli.silver", "cli.gold", "cli.model", "cli.orchestrate"]
-# Errors a user can act on: printed as one line, exit code 2, no traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ConfigError,
-    SparkSetupError,
-    UnknownTableError,
-    TableMissingError,
-    FileNotFoundError,
-    ValueError,
-)
 
 
 def open_lake(args: argparse.Namespace) -> Lake:
@@ -45,20 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one subcommand. Only the UserError family is a one-line message; anything else is a bug: traceback."""
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int | None] = args.handler
     try:
         return int(handler(args) or 0)
-    except USER_ERRORS as exc:
-        print(f"lake {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:
-        from pipelines.common import StageError
-
-        if isinstance(exc, StageError):
-            print(f"lake {args.command}: failed: {exc}", file=sys.stderr)
-            return 1
-        raise
+    except UserError as exc:
+        word = "error" if exc.exit_code == 2 else "failed"
+        print(f"lake {args.command}: {word}: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

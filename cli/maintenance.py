@@ -10,8 +10,9 @@ from lake import maintenance
 
 def optimize(args: argparse.Namespace) -> int:
     done = maintenance.optimize(open_lake(args), args.table, args.zorder_by)
-    print(f"{args.table}: {done['files_removed']} file(s) compacted into {done['files_added']}, "
-          f"version {done['version']}")
+    print(
+        f"{args.table}: {done['files_removed']} file(s) compacted into {done['files_added']}, version {done['version']}"
+    )
     return 0
 
 
@@ -20,8 +21,10 @@ def vacuum(args: argparse.Namespace) -> int:
     if args.retain_hours < maintenance.DEFAULT_RETAIN_HOURS:
         lake.spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     version = maintenance.vacuum(lake, args.table, args.retain_hours)
-    print(f"{args.table}: vacuumed files older than {args.retain_hours} h (time travel before that is gone), "
-          f"version {version}")
+    print(
+        f"{args.table}: vacuumed files older than {args.retain_hours} h (time travel before that is gone), "
+        f"version {version}"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 from datetime import date
 from typing import Any
 
+from lake.errors import InputError
 from pipelines.common import StageResult
 
 # Each flow's parameters that a command-line option can set (env and lake_root apply to every flow).
@@ -65,7 +66,7 @@ def run_command(args: argparse.Namespace) -> int:
     not_applicable = sorted(set(given(args, ALL_OPTIONS)) - FLOW_OPTIONS[args.flow] - {"lake_root"})
     if not_applicable:
         options = ", ".join("--" + name.replace("_", "-") for name in not_applicable)
-        raise ValueError(f"{options} does not apply to flow {args.flow}")
+        raise InputError(f"{options} does not apply to flow {args.flow}")
     with patient_ephemeral_api():
         outcome = FLOWS[args.flow](env=args.env, **given(args, FLOW_OPTIONS[args.flow]))
     print_results(outcome if isinstance(outcome, list) else [outcome])

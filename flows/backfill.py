@@ -12,6 +12,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
 
 from flows.daily import daily
+from lake.errors import InputError
 
 DAILY_DEPLOYMENT = "daily/daily"
 
@@ -19,7 +20,7 @@ DAILY_DEPLOYMENT = "daily/daily"
 def run_dates(start: date, end: date) -> list[date]:
     """Every date from start to end, both included."""
     if end < start:
-        raise ValueError(f"backfill: --to {end} is before --from {start}")
+        raise InputError(f"backfill: --to {end} is before --from {start}")
     return [start + timedelta(days=offset) for offset in range((end - start).days + 1)]
 
 
@@ -29,7 +30,7 @@ def backfill_on_server(
     """Creates one flow run of the deployment per date and returns at once; `lake serve` executes them."""
     api_url = PREFECT_API_URL.value()
     if not api_url:
-        raise ValueError(
+        raise InputError(
             "backfill creates flow runs on a Prefect server, and none is configured: start one "
             "(`prefect server start`), set PREFECT_API_URL=http://127.0.0.1:4200/api, run `lake serve`, "
             "or use --local to run the dates here without a server"
@@ -46,9 +47,9 @@ def backfill_on_server(
                 )
             )
         except ObjectNotFound as exc:
-            raise ValueError(f"deployment {deployment} not found on {api_url}: is `lake serve` running?") from exc
+            raise InputError(f"deployment {deployment} not found on {api_url}: is `lake serve` running?") from exc
         except httpx.ConnectError as exc:
-            raise ValueError(f"no Prefect server answers at {api_url}: start it with `prefect server start`") from exc
+            raise InputError(f"no Prefect server answers at {api_url}: start it with `prefect server start`") from exc
     return runs
 
 

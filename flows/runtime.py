@@ -12,6 +12,7 @@ from prefect.runtime import flow_run
 from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
 from lake import Conf, Lake, load_conf
+from lake.errors import MissingInputError
 from pipelines.bronze.files import expand_paths
 
 DEFAULT_TIMEZONE = "UTC"
@@ -38,7 +39,7 @@ def landing_source(conf: Conf, run_date: date, landing: str | None = None) -> st
     try:
         expand_paths([root])
     except FileNotFoundError as exc:
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"landing folder {root} does not exist: put raw TLC files there, or point lake.landing "
             "(LAKE_LANDING) or the flow's `landing` parameter at the folder holding them"
         ) from exc

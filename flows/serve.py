@@ -11,6 +11,7 @@ from prefect.types.entrypoint import EntrypointType
 from flows.daily import daily
 from flows.stages import gold, ingest, score, silver, train
 from lake import Conf, load_conf
+from lake.errors import SetupError
 
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_TIMEZONE = "UTC"
@@ -52,7 +53,7 @@ def serve_all(env: str | None = None) -> None:
     Delta tables and each would start its own Spark driver on the same machine.
     """
     if not PREFECT_API_URL.value():
-        raise ValueError(
+        raise SetupError(
             "no Prefect server configured: start one (`make prefect-server` or `prefect server start`) and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api, so that the deployments, their schedule and the UI live there"
         )

@@ -13,6 +13,7 @@ from pyspark.sql import types as T
 
 from lake import delta
 from lake.config import Conf
+from lake.errors import ConfigError, TableMissingError, UnknownTableError
 
 LAYERS = ("bronze", "silver", "gold", "quality", "meta")
 WATERMARKS = "meta.watermarks"
@@ -26,15 +27,7 @@ WATERMARK_SCHEMA = T.StructType(
 )
 
 
-class UnknownTableError(KeyError):
-    """A table name that is not in conf/tables.yaml."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-class TableMissingError(LookupError):
-    """A catalog table that has not been written yet."""
+__all__ = ["Lake", "TableSpec", "TableMissingError", "UnknownTableError"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,7 @@ def load_specs(conf: Conf) -> dict[str, TableSpec]:
     for full_name, entry in entries.items():
         layer, name = full_name.split(".", 1)
         if layer not in LAYERS:
-            raise ValueError(f"conf/tables.yaml: {full_name}: layer must be one of {LAYERS}")
+            raise ConfigError(f"conf/tables.yaml: {full_name}: layer must be one of {LAYERS}")
         specs[full_name] = TableSpec(
             layer, name, f"{root}/{layer}/{name}", list(entry.get("partition_by") or []), entry.get("description", "")
         )

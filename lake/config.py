@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from lake.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF_DIR = PROJECT_ROOT / "conf"
 
@@ -24,8 +26,7 @@ ENV_OVERRIDES = {
 }
 
 
-class ConfigError(ValueError):
-    """A configuration file or value is wrong; the message names it."""
+__all__ = ["Conf", "ConfigError", "load_conf"]
 
 
 def _merge(base: dict, override: dict) -> dict:

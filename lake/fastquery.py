@@ -14,6 +14,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from lake.catalog import TableMissingError, TableSpec
+from lake.errors import QueryError
 from lake.query import FastPathUnavailableError
 
 # DuckDB errors that usually mean Spark SQL DuckDB does not speak (a Spark-only function or syntax).
@@ -31,14 +32,14 @@ def open_table(spec: TableSpec, version: int | None, moment: datetime | None) ->
         raise FastPathUnavailableError(f"cannot open {spec.full_name} ({exc})") from exc
     latest = table.version()
     if version is not None and not 0 <= version <= latest:
-        raise ValueError(f"{spec.full_name} has versions 0..{latest}; there is no version {version}")
+        raise QueryError(f"{spec.full_name} has versions 0..{latest}; there is no version {version}")
     try:
         if version is not None:
             table.load_as_version(version)
         elif moment is not None:
             table.load_as_version(moment)
     except DeltaError as exc:
-        raise ValueError(f"{spec.full_name}: cannot read it as of {moment or version}: {exc}") from exc
+        raise QueryError(f"{spec.full_name}: cannot read it as of {moment or version}: {exc}") from exc
     return table
 
 
@@ -73,6 +74,6 @@ def fast_query(
         except DIALECT_ERRORS as exc:
             raise FastPathUnavailableError(f"DuckDB cannot run this SQL ({str(exc).splitlines()[0]})") from exc
         except duckdb.Error as exc:
-            raise ValueError(f"DuckDB: {str(exc).strip()}") from exc
+            raise QueryError(f"DuckDB: {str(exc).strip()}") from exc
     finally:
         connection.close()

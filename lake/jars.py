@@ -8,8 +8,10 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from lake.errors import SetupError
 
-class SparkSetupError(RuntimeError):
+
+class SparkSetupError(SetupError):
     """Spark cannot start here; the message says what to do."""
 
 

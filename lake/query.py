@@ -15,6 +15,7 @@ from decimal import Decimal
 import pyarrow as pa
 
 from lake.catalog import LAYERS, Lake, TableSpec
+from lake.errors import QueryError
 
 ENGINES = ("auto", "fast", "spark")
 READ_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES")
@@ -36,7 +37,7 @@ _TABLE_NAME = re.compile(rf"(?<![\w.])({'|'.join(LAYERS)})\s*\.\s*([A-Za-z_]\w*)
 SPARK_VIEW_PREFIX = "lake_query__"
 
 
-class QueryRefusedError(ValueError):
+class QueryRefusedError(QueryError):
     """The statement is not a single read-only query."""
 
 
@@ -92,7 +93,7 @@ def parse_timestamp(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError as exc:
-        raise ValueError(f"--as-of: '{text}' is not a timestamp like 2019-02-01 or 2019-02-01T13:45:00Z") from exc
+        raise QueryError(f"--as-of: '{text}' is not a timestamp like 2019-02-01 or 2019-02-01T13:45:00Z") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -110,9 +111,9 @@ def run_query(
     message through notify when the fast engine cannot read a table or parse the SQL).
     """
     if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
+        raise QueryError(f"engine must be one of {ENGINES}, not {engine!r}")
     if version is not None and timestamp is not None:
-        raise ValueError("give a version or a timestamp to read as of, not both")
+        raise QueryError("give a version or a timestamp to read as of, not both")
     statement = check_read_only(sql)
     tables = referenced_tables(statement, lake.specs)
     moment = parse_timestamp(timestamp) if timestamp is not None else None
@@ -161,7 +162,7 @@ def spark_query(
             views[table] = view
         return lake.spark.sql(rewrite_names(statement, views)).toArrow()
     except (AnalysisException, IllegalArgumentException, ParseException) as exc:
-        raise ValueError(f"Spark: {str(exc).strip().splitlines()[0]}") from exc
+        raise QueryError(f"Spark: {str(exc).strip().splitlines()[0]}") from exc
 
 
 def _family(data_type: pa.DataType) -> str:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from lake.errors import StageError
+
 
 def new_run_id(stage: str) -> str:
     """A sortable, unique run id such as silver-20190115T020000-1a2b3c."""
@@ -14,8 +16,7 @@ def new_run_id(stage: str) -> str:
     return f"{stage}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-class StageError(RuntimeError):
-    """A stage stopped on purpose; the message says why (file, row or rule)."""
+__all__ = ["ExpectationFailed", "StageError", "StageResult", "new_run_id"]
 
 
 class ExpectationFailed(StageError):

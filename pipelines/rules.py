@@ -17,6 +17,8 @@ import yaml
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from lake.errors import MissingInputError, RuleError
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # before GE is imported: no usage statistics calls
 
 import great_expectations as gx  # noqa: E402  (needs the environment variable above)
@@ -27,9 +29,7 @@ IGNORE_EITHER_MISSING = "either_value_is_missing"
 VALUE_SET_FROM = "value_set_from"
 
 
-class RuleError(ValueError):
-    """A rule file that cannot be used; the message names the file and the rule."""
-
+__all__ = ["Rule", "RuleError", "load_rules", "parse_rules", "violations"]
 
 @dataclass(frozen=True)
 class RuleType:
@@ -205,7 +205,7 @@ def parse_rules(data: Any, source: str, columns: Iterable[str], references: Iter
 def load_rules(path: Path, columns: Iterable[str], references: Iterable[str] = ()) -> list[Rule]:
     """Reads and validates a rule file (conf/expectations/*.yaml)."""
     if not path.exists():
-        raise FileNotFoundError(f"expectation rule file {path} not found")
+        raise MissingInputError(f"expectation rule file {path} not found")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

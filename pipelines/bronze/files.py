@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
+from lake.errors import MissingInputError
+
 TRIP_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 HASH_CHUNK_BYTES = 8 * 1024 * 1024
 HEADER_PEEK_BYTES = 64 * 1024
@@ -64,12 +66,12 @@ def expand_paths(paths: list[str]) -> list[str]:
             elif info.type == pafs.FileType.File:
                 found.append(raw)
             else:
-                raise FileNotFoundError(f"{raw}: no such file or folder")
+                raise MissingInputError(f"{raw}: no such file or folder")
             continue
         local = raw.removeprefix("file://")
         matches = sorted(glob.glob(local, recursive=True)) if glob.has_magic(local) else [local]
         if not matches or not all(os.path.exists(m) for m in matches):
-            raise FileNotFoundError(f"{raw}: no such file or folder")
+            raise MissingInputError(f"{raw}: no such file or folder")
         for match in matches:
             if os.path.isdir(match):
                 for folder, _, names in os.walk(match):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from lake.errors import InputError
 from pipelines.schemas import RAW_TRIP_COLUMNS
 
 # Normalised source name (lower case, letters and digits only) -> canonical raw column.
@@ -55,7 +56,7 @@ REQUIRED = ("pickup_datetime", "dropoff_datetime")
 UNSUPPORTED_FILE_KINDS = ("fhv", "fhvhv")
 
 
-class SchemaMismatch(ValueError):
+class SchemaMismatch(InputError):
     """A file whose columns match no known taxi schema."""
 
 

@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake import Lake
+from lake.errors import MissingInputError
 from pipelines import quality
 from pipelines.common import ExpectationFailed, StageError, StageResult, new_run_id
 from pipelines.rules import Rule, load_rules, violations
@@ -56,7 +57,7 @@ def bronze_changes(lake: Lake) -> Source:
     """bronze.trips rows added after the silver watermark (change data feed), None when there are none."""
     latest = lake.version(SOURCE)
     if latest is None:
-        raise FileNotFoundError(f"{SOURCE} does not exist yet at {lake.path(SOURCE)}; run `lake ingest` first")
+        raise MissingInputError(f"{SOURCE} does not exist yet at {lake.path(SOURCE)}; run `lake ingest` first")
     after = lake.watermark(STAGE, SOURCE)
     rows = None if after is not None and after >= latest else lake.read_changes(SOURCE, after, latest)
     return Source(rows, {f"{SOURCE}@from": after, SOURCE: latest})
@@ -199,9 +200,7 @@ def write(
     """Merges passing trips into silver.trips (insert if absent) and rejected rows into silver.quarantine."""
     passed = batch.where(~q.rejected(drop_rules))
     trips = to_silver(dedupe(passed), run_id)
-    merged = lake.merge(
-        TARGET, trips, ["trip_key"], update_matched=False, target_filter=batch_days_filter(trips)
-    )
+    merged = lake.merge(TARGET, trips, ["trip_key"], update_matched=False, target_filter=batch_days_filter(trips))
     if merged["operation"] == "NONE":  # Delta commits nothing when every trip is already there
         source_rows, inserted = totals["unique_passed"], 0
     else:

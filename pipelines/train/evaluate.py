@@ -9,6 +9,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from lake.errors import InputError
 from pipelines.train.model import PREDICTION_COL, build_linear_pipeline
 
 METRICS = ("rmse", "mae", "r2", "rmsle")
@@ -37,7 +38,7 @@ def regression_metrics(predictions: DataFrame, label: str) -> dict[str, float]:
     ).first()
     n = row["n"]
     if not n:
-        raise ValueError("no predictions to evaluate")
+        raise InputError("no predictions to evaluate")
     total = row["syy"] - row["sy"] * row["sy"] / n  # sum of squares around the mean, in the same single pass
     return {
         "rmse": math.sqrt(row["sse"] / n),

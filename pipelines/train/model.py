@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake import Lake
+from lake.errors import ConfigError, MissingInputError
 from pipelines.common import StageError
 
 FEATURES_TABLE = "gold.trip_features"
@@ -43,11 +44,11 @@ def load_params(lake: Lake) -> dict[str, Any]:
     """The model parameters from the file named by conf `model.params` (relative to conf/)."""
     path = lake.conf.conf_file("model.params")
     if not path.exists():
-        raise FileNotFoundError(f"model parameters {path} not found (conf key model.params)")
+        raise MissingInputError(f"model parameters {path} not found (conf key model.params)")
     params = yaml.safe_load(path.read_text()) or {}
     regressor = params.get("regressor", {}).get("type")
     if regressor not in REGRESSORS:
-        raise ValueError(f"{path}: regressor.type must be one of {sorted(REGRESSORS)}, not {regressor!r}")
+        raise ConfigError(f"{path}: regressor.type must be one of {sorted(REGRESSORS)}, not {regressor!r}")
     return params
 
 
@@ -71,7 +72,7 @@ def choose_split(features: DataFrame, params: dict[str, Any]) -> Split:
     elif split.get("test_from"):
         test_from = dt.date.fromisoformat(str(split["test_from"]))
     else:
-        raise ValueError("model parameters: set split.test_from or split.test_days")
+        raise ConfigError("model parameters: set split.test_from or split.test_days")
     return Split(test_from, bounds["first"], bounds["last"])
 
 

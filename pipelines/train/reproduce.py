@@ -10,6 +10,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame
 
 from lake import Lake
+from lake.errors import InputError
 from pipelines.common import StageError, StageResult
 from pipelines.train.fit import fit_and_evaluate
 from pipelines.train.model import FEATURES_TABLE, Split
@@ -62,10 +63,10 @@ def reproduce_run(lake: Lake, tracking: Tracking, source_run_id: str, run_id: st
     try:
         source = tracking.client.get_run(source_run_id)
     except MlflowException as exc:
-        raise ValueError(f"MLflow run {source_run_id} not found in {tracking.uri}") from exc
+        raise InputError(f"MLflow run {source_run_id} not found in {tracking.uri}") from exc
     versions = pinned_inputs(source)
     if FEATURES_TABLE not in versions:
-        raise ValueError(f"MLflow run {source_run_id} has no {input_tag(FEATURES_TABLE, 'version')} tag to reproduce")
+        raise InputError(f"MLflow run {source_run_id} has no {input_tag(FEATURES_TABLE, 'version')} tag to reproduce")
     params = mlflow.artifacts.load_dict(f"{source.info.artifact_uri}/{PARAMS_ARTIFACT}")
     tags = source.data.tags
     split = Split(

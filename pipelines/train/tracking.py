@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 
 from lake import Lake
 from lake.config import is_uri
+from lake.errors import ConfigError
 
 CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
@@ -45,7 +46,7 @@ def tracking_uri(lake: Lake) -> str:
     if configured:
         return str(configured)
     if is_uri(lake.root):
-        raise ValueError(
+        raise ConfigError(
             f"the lake root {lake.root} is not a local folder: set mlflow.tracking_uri (or MLFLOW_TRACKING_URI)"
         )
     folder = Path(lake.root) / MLFLOW_DIR
