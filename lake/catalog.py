@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -12,19 +13,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake import delta
-from lake.config import Conf
+from lake.config import DEFAULT_CONF_DIR, Conf
 from lake.errors import ConfigError, TableMissingError, UnknownTableError
+from lake.schema import conform, parse_columns
 
 LAYERS = ("bronze", "silver", "gold", "quality", "meta")
 WATERMARKS = "meta.watermarks"
-WATERMARK_SCHEMA = T.StructType(
-    [
-        T.StructField("consumer", T.StringType(), False),
-        T.StructField("source", T.StringType(), False),
-        T.StructField("source_version", T.LongType(), False),
-        T.StructField("updated_at", T.TimestampType(), False),
-    ]
-)
 
 
 __all__ = ["Lake", "TableSpec", "TableMissingError", "UnknownTableError"]
@@ -32,31 +26,49 @@ __all__ = ["Lake", "TableSpec", "TableMissingError", "UnknownTableError"]
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One catalog entry: where a table lives and how it is partitioned."""
+    """One registry entry (conf/tables.yaml): where a table lives, how it is partitioned, its schema contract."""
 
     layer: str
     name: str
     path: str
     partition_by: list[str] = field(default_factory=list)
     description: str = ""
+    schema: T.StructType | None = None
 
     @property
     def full_name(self) -> str:
         return f"{self.layer}.{self.name}"
 
 
+def _registry(conf_dir: Path) -> dict[str, dict]:
+    return yaml.safe_load((conf_dir / "tables.yaml").read_text())
+
+
 def load_specs(conf: Conf) -> dict[str, TableSpec]:
-    entries = yaml.safe_load((conf.conf_dir / "tables.yaml").read_text())
     root = conf.lake_root.rstrip("/")
     specs = {}
-    for full_name, entry in entries.items():
+    for full_name, entry in _registry(conf.conf_dir).items():
         layer, name = full_name.split(".", 1)
         if layer not in LAYERS:
             raise ConfigError(f"conf/tables.yaml: {full_name}: layer must be one of {LAYERS}")
         specs[full_name] = TableSpec(
-            layer, name, f"{root}/{layer}/{name}", list(entry.get("partition_by") or []), entry.get("description", "")
+            layer,
+            name,
+            f"{root}/{layer}/{name}",
+            list(entry.get("partition_by") or []),
+            entry.get("description", ""),
+            parse_columns(full_name, entry["columns"]) if entry.get("columns") else None,
         )
     return specs
+
+
+@cache
+def schema_of(table: str) -> T.StructType:
+    """A table's schema contract from the project's registry, for pure transforms that have no Lake at hand."""
+    entry = _registry(DEFAULT_CONF_DIR).get(table)
+    if entry is None or not entry.get("columns"):
+        raise UnknownTableError(f"unknown table '{table}' (or no columns declared) in {DEFAULT_CONF_DIR}/tables.yaml")
+    return parse_columns(table, entry["columns"])
 
 
 class Lake:
@@ -103,20 +115,31 @@ class Lake:
     def read_changes(self, table: str, after_version: int | None, up_to_version: int) -> DataFrame:
         return delta.read_changes(self.spark, self.path(table), after_version, up_to_version)
 
+    def conform(self, table: str, df: DataFrame) -> DataFrame:
+        """df as the table's schema contract (conf/tables.yaml); every write goes through this."""
+        spec = self.spec(table)
+        return df if spec.schema is None else conform(df, spec.schema, table)
+
+    def empty(self, table: str) -> DataFrame:
+        """An empty frame with the table's contract (a first run, or a stage with nothing to do)."""
+        return self.spark.createDataFrame([], self.spec(table).schema)
+
     def append(self, table: str, df: DataFrame, user_metadata: str | None = None) -> int:
         spec = self.spec(table)
-        return delta.write(df, spec.path, "append", spec.partition_by, user_metadata=user_metadata)
+        rows = self.conform(table, df)
+        return delta.write(rows, spec.path, "append", spec.partition_by, user_metadata=user_metadata)
 
     def overwrite(self, table: str, df: DataFrame, replace_where: str | None = None) -> int:
         """Replaces the whole table, or atomically only the rows matching replace_where."""
         spec = self.spec(table)
         if replace_where and not self.exists(table):
             replace_where = None
-        return delta.write(df, spec.path, "overwrite", spec.partition_by, replace_where=replace_where)
+        rows = self.conform(table, df)
+        return delta.write(rows, spec.path, "overwrite", spec.partition_by, replace_where=replace_where)
 
     def merge(self, table: str, df: DataFrame, keys: list[str], **options: Any) -> dict[str, Any]:
         spec = self.spec(table)
-        return delta.merge(df, spec.path, keys, spec.partition_by, **options)
+        return delta.merge(self.conform(table, df), spec.path, keys, spec.partition_by, **options)
 
     def history(self, table: str, limit: int | None = None) -> DataFrame:
         if not self.exists(table):
@@ -158,4 +181,4 @@ class Lake:
         row = self.spark.createDataFrame(
             [(consumer, source, int(source_version))], "consumer string, source string, source_version long"
         ).withColumn("updated_at", F.current_timestamp())
-        self.merge(WATERMARKS, row.select(*WATERMARK_SCHEMA.fieldNames()), ["consumer", "source"])
+        self.merge(WATERMARKS, row, ["consumer", "source"])

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame
-from pyspark.sql import types as T
 
 from lake import Lake
+from lake.catalog import schema_of
 from lake.config import is_uri
 from pipelines.common import StageResult
 from pipelines.rules import Rule, gx
@@ -22,39 +22,8 @@ DATA_DOCS_SITE = "lake_site"
 # GE's partial_unexpected_list is one extra Spark job per expectation; 0 skips it (counts are unaffected).
 DEFAULT_UNEXPECTED_EXAMPLES = 0
 
-QUALITY_RUNS = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("stage", T.StringType(), False),
-        T.StructField("suite", T.StringType()),
-        T.StructField("rule", T.StringType(), False),
-        T.StructField("rule_type", T.StringType()),
-        T.StructField("columns", T.ArrayType(T.StringType())),
-        T.StructField("action", T.StringType()),
-        T.StructField("rows", T.LongType()),  # rows in the batch
-        T.StructField("evaluated", T.LongType()),  # rows the rule looked at (not skipped for missing values)
-        T.StructField("passed", T.LongType()),
-        T.StructField("failed", T.LongType()),
-        T.StructField("ge_success", T.BooleanType()),
-        T.StructField("ge_unexpected", T.LongType()),
-        T.StructField("run_status", T.StringType()),
-        T.StructField("recorded_at", T.TimestampType()),
-    ]
-)
-STAGE_RUNS = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("stage", T.StringType(), False),
-        T.StructField("status", T.StringType()),
-        T.StructField("counts", T.MapType(T.StringType(), T.LongType())),
-        T.StructField("versions", T.MapType(T.StringType(), T.LongType())),
-        T.StructField("invariant", T.StringType()),  # the accounting equation checked, with its numbers
-        T.StructField("invariant_holds", T.BooleanType()),
-        T.StructField("message", T.StringType()),
-        T.StructField("started_at", T.TimestampType()),
-        T.StructField("finished_at", T.TimestampType()),
-    ]
-)
+QUALITY_RUNS = schema_of("quality.runs")
+STAGE_RUNS = schema_of("quality.stage_runs")
 
 for _name in ("great_expectations", "great_expectations.core", "great_expectations.data_context"):
     logging.getLogger(_name).setLevel(logging.ERROR)

@@ -31,6 +31,7 @@ VALUE_SET_FROM = "value_set_from"
 
 __all__ = ["Rule", "RuleError", "load_rules", "parse_rules", "violations"]
 
+
 @dataclass(frozen=True)
 class RuleType:
     """How one rule type reads its params, flags a violating row in Spark and becomes a GE expectation."""

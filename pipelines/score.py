@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import mlflow
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from lake import Lake
+from lake.catalog import schema_of
 from pipelines.common import StageError, StageResult, new_run_id
 from pipelines.train.evaluate import clipped_prediction
 from pipelines.train.tracking import CHAMPION, champion_uri, champion_version, open_tracking
@@ -16,18 +16,7 @@ FEATURES_TABLE = "gold.trip_features"
 PREDICTIONS_TABLE = "gold.trip_predictions"
 
 # gold.trip_predictions: one row per scored trip; a trip is scored once, by the champion of that moment.
-TRIP_PREDICTIONS = T.StructType(
-    [
-        T.StructField("trip_key", T.StringType(), False),
-        T.StructField("pickup_ts", T.TimestampType()),
-        T.StructField("predicted_duration_min", T.DoubleType()),
-        T.StructField("model_name", T.StringType()),
-        T.StructField("model_version", T.StringType()),
-        T.StructField("scored_at", T.TimestampType()),
-        T.StructField("_run_id", T.StringType()),
-        T.StructField("pickup_date", T.DateType()),  # partition
-    ]
-)
+TRIP_PREDICTIONS = schema_of("gold.trip_predictions")
 
 
 def run_score(lake: Lake, run_id: str | None = None) -> StageResult:

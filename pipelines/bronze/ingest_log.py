@@ -6,28 +6,13 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from lake import Lake
+from lake.catalog import schema_of
 from pipelines.bronze.files import SourceFile
 
 INGEST_LOG = "bronze.ingest_log"
-INGEST_LOG_SCHEMA = T.StructType(
-    [
-        T.StructField("run_id", T.StringType(), False),
-        T.StructField("source_file", T.StringType(), False),
-        T.StructField("content_hash", T.StringType()),
-        T.StructField("size_bytes", T.LongType()),
-        T.StructField("taxi_type", T.StringType()),
-        T.StructField("status", T.StringType(), False),  # ingested | duplicate | failed
-        T.StructField("reason", T.StringType()),
-        T.StructField("rows", T.LongType()),
-        T.StructField("corrupt_rows", T.LongType()),
-        T.StructField("replaces_hash", T.StringType()),
-        T.StructField("bronze_version", T.LongType()),
-        T.StructField("logged_at", T.TimestampType(), False),
-    ]
-)
+INGEST_LOG_SCHEMA = schema_of("bronze.ingest_log")
 
 
 def ingested_hashes(lake: Lake) -> set[str]:

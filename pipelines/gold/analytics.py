@@ -6,6 +6,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lake.catalog import schema_of
 from pipelines.gold.features import conform
 
 # Sums run over decimals, which add up exactly in any order: a day recomputed incrementally equals a full rebuild
@@ -15,30 +16,10 @@ MEASURE = T.DecimalType(18, 6)
 MINUTES_PER_HOUR = 60
 
 # gold.zone_daily: one row per pickup zone per day.
-ZONE_DAILY = T.StructType(
-    [
-        T.StructField("pickup_zone_id", T.IntegerType()),
-        T.StructField("pickup_zone", T.StringType()),
-        T.StructField("pickup_borough", T.StringType()),
-        T.StructField("trips", T.LongType()),
-        T.StructField("revenue", T.DoubleType()),  # sum of total_amount
-        T.StructField("tips", T.DoubleType()),  # sum of tip_amount
-        T.StructField("total_distance", T.DoubleType()),  # miles
-        T.StructField("avg_duration_min", T.DoubleType()),
-        T.StructField("avg_speed_mph", T.DoubleType()),  # distance / time over the trips that took time
-        T.StructField("pickup_date", T.DateType()),  # partition
-    ]
-)
+ZONE_DAILY = schema_of("gold.zone_daily")
 
 # gold.hourly_demand: one row per pickup borough per hour of a day.
-HOURLY_DEMAND = T.StructType(
-    [
-        T.StructField("pickup_borough", T.StringType()),
-        T.StructField("pickup_hour", T.IntegerType()),
-        T.StructField("trips", T.LongType()),
-        T.StructField("pickup_date", T.DateType()),  # partition
-    ]
-)
+HOURLY_DEMAND = schema_of("gold.hourly_demand")
 
 
 def _exact_sum(column: str | F.Column, precision: T.DecimalType) -> F.Column:

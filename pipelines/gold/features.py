@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lake.catalog import schema_of
 from pipelines.schemas import TRIP_FEATURES
 
 AIRPORT_ZONE_IDS = (1, 132, 138)  # TLC zone lookup: Newark Airport (EWR), JFK Airport, LaGuardia Airport
@@ -16,16 +17,7 @@ PAIR_KEYS = ["pickup_zone_id", "dropoff_zone_id"]
 
 # gold.pair_stats: per stats_date and pickup->dropoff zone pair, the trips of the trailing window
 # [stats_date - window, stats_date - 1]; the day itself is excluded so a trip never sees its own day's labels.
-PAIR_STATS = T.StructType(
-    [
-        T.StructField("pickup_zone_id", T.IntegerType()),
-        T.StructField("dropoff_zone_id", T.IntegerType()),
-        T.StructField("pair_trips", T.LongType()),
-        T.StructField("pair_median_distance", T.DoubleType()),
-        T.StructField("pair_median_duration", T.DoubleType()),
-        T.StructField("stats_date", T.DateType()),  # partition
-    ]
-)
+PAIR_STATS = schema_of("gold.pair_stats")
 
 
 def conform(df: DataFrame, schema: T.StructType) -> DataFrame:

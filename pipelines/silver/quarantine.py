@@ -6,21 +6,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lake.catalog import schema_of
 from pipelines.schemas import BRONZE_TRIPS
 from pipelines.silver.transform import RAW
 
 VIOLATIONS = "_violations"  # array of the names of the rules a row breaks (every action)
 QUARANTINE_KEYS = ["_source_hash", "_row_number"]  # one bronze row: the file's content hash and its row
-QUARANTINE = T.StructType(
-    BRONZE_TRIPS.fields
-    + [
-        T.StructField("_rules_failed", T.ArrayType(T.StringType())),  # drop rules broken (the reasons)
-        T.StructField("_rules_warned", T.ArrayType(T.StringType())),  # warn rules broken as well
-        T.StructField("_quarantine_run_id", T.StringType()),  # the silver run that (last) rejected the row
-        T.StructField("_quarantined_at", T.TimestampType()),
-        T.StructField("_released_run_id", T.StringType()),  # the reprocessing run that let it into silver
-    ]
-)
+QUARANTINE = schema_of("silver.quarantine")
 
 
 def broken(names: list[str]) -> Column:

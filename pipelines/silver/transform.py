@@ -6,6 +6,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lake.catalog import schema_of
 from pipelines.schemas import BRONZE_TRIPS, RAW_TRIP_COLUMNS, SILVER_TRIPS
 
 INT_COLUMNS = ["vendor_id", "passenger_count", "rate_code_id", "payment_type", "trip_type"]
@@ -38,14 +39,7 @@ TRIP_KEY_COLUMNS = [
     "trip_type",
     *DOUBLE_COLUMNS,
 ]
-ZONES_SCHEMA = T.StructType(
-    [
-        T.StructField("zone_id", T.IntegerType(), False),
-        T.StructField("borough", T.StringType()),
-        T.StructField("zone", T.StringType()),
-        T.StructField("service_zone", T.StringType()),
-    ]
-)
+ZONES_SCHEMA = schema_of("silver.zones")
 
 
 def _text(name: str) -> Column:
