@@ -34,9 +34,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     query.add_argument("sql", help='one SELECT/WITH/SHOW/DESCRIBE/EXPLAIN/VALUES statement, e.g. "SELECT ..."')
     query.add_argument("--format", choices=FORMATS, default="table", help="output format (default: a text table)")
     query.add_argument("--output", help="write the result to this file (required for parquet)")
-    as_of = query.add_mutually_exclusive_group()
-    as_of.add_argument("--as-of-version", type=int, metavar="N", help="read every table at Delta version N")
-    as_of.add_argument("--as-of", metavar="TIMESTAMP", help="read tables as of this time (UTC unless an offset)")
+    query.add_argument(
+        "--as-of-version",
+        action="append",
+        default=[],
+        metavar="N|TABLE=N",
+        help="N: read every table at Delta version N; TABLE=N (repeatable): read that table at version N "
+        "(also gold.t@vN in the SQL)",
+    )
+    query.add_argument(
+        "--as-of",
+        metavar="TIMESTAMP",
+        help="read tables as of this time (UTC unless an offset; after the last commit: the latest version)",
+    )
     query.add_argument(
         "--engine",
         choices=("auto", "fast", "spark"),
@@ -58,13 +68,37 @@ def run_gold_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_as_of_versions(values: list[str]) -> tuple[int | None, dict[str, int]]:
+    """--as-of-version values: one plain N (every table) and any number of TABLE=N."""
+    every: int | None = None
+    tables: dict[str, int] = {}
+    for value in values:
+        name, _, number = value.rpartition("=")
+        try:
+            version = int(number)
+        except ValueError:
+            raise InputError(f"--as-of-version {value}: expected N or TABLE=N, e.g. 3 or gold.zone_daily=3") from None
+        if not name:
+            if every is not None:
+                raise InputError("--as-of-version N (every table) given twice; use TABLE=N for single tables")
+            every = version
+        elif name.strip().lower() in tables:
+            raise InputError(f"--as-of-version: {name} given twice")
+        else:
+            tables[name.strip().lower()] = version
+    return every, tables
+
+
 def run_query_command(args: argparse.Namespace) -> int:
     from lake.query import run_query
 
     if args.format == "parquet" and not args.output:
         raise InputError("--format parquet needs --output FILE")
+    every, tables = parse_as_of_versions(args.as_of_version)
+    if every is not None and args.as_of:
+        raise InputError("--as-of-version N and --as-of TIMESTAMP both say how to read every table; give one")
     started = time.perf_counter()
-    result = run_query(open_lake(args), args.sql, args.engine, args.as_of_version, args.as_of)
+    result = run_query(open_lake(args), args.sql, args.engine, every, args.as_of, table_versions=tables)
     elapsed = time.perf_counter() - started
     write_result(result.table, args.format, args.output, args.max_rows)
     where = f" to {args.output}" if args.output else ""

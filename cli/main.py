@@ -10,7 +10,15 @@ from collections.abc import Callable
 from lake import Lake, load_conf
 from lake.errors import UserError
 
-COMMAND_MODULES = ["cli.bronze", "cli.maintenance", "cli.silver", "cli.gold", "cli.model", "cli.orchestrate"]
+COMMAND_MODULES = [
+    "cli.bronze",
+    "cli.maintenance",
+    "cli.silver",
+    "cli.gold",
+    "cli.model",
+    "cli.orchestrate",
+    "cli.doctor",
+]
 
 
 def open_lake(args: argparse.Namespace) -> Lake:

@@ -1,13 +1,14 @@
 """`lake query`: read-only SQL over the catalog's layer.name tables, on DuckDB (fast path) or Spark, with time travel.
 
-The read-only guard runs before either engine sees the statement, so both refuse the same statements.
+The guard (lake.sqlguard) runs before either engine sees the statement, so both refuse the same statements. Each
+table reference may carry its own version: `gold.zone_daily@v3` in the SQL, or table_versions from the command line.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -15,34 +16,20 @@ from decimal import Decimal
 import pyarrow as pa
 
 from lake.catalog import LAYERS, Lake, TableSpec
-from lake.errors import QueryError
+from lake.errors import QueryError, TableMissingError
+from lake.sqlguard import READ_STATEMENTS, QueryRefusedError, check_read_only, code_only
+
+__all__ = ["READ_STATEMENTS", "QueryRefusedError", "check_read_only", "code_only", "run_query"]
 
 ENGINES = ("auto", "fast", "spark")
-READ_STATEMENTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "VALUES")
-# Words that start a statement which writes, drops, changes settings or reaches outside the lake. A column with
-# such a name can still be used when quoted ("update" or `update`).
-WRITE_KEYWORDS = (
-    "INSERT", "UPDATE", "DELETE", "MERGE", "UPSERT", "DROP", "CREATE", "ALTER", "TRUNCATE", "RENAME", "GRANT",
-    "REVOKE", "COPY", "ATTACH", "DETACH", "INSTALL", "LOAD", "CALL", "EXPORT", "IMPORT", "VACUUM", "OPTIMIZE",
-    "RESTORE", "REFRESH", "CACHE", "UNCACHE", "MSCK", "REPAIR", "CLONE", "CONVERT", "SET", "RESET", "USE",
-    "PRAGMA", "CHECKPOINT", "ANALYZE", "COMMENT",
-)  # fmt: skip
-# Comments, string literals and quoted identifiers: text in which keywords and table names do not count.
-_NOT_CODE = re.compile(
-    r"--[^\n]*|/\*.*?\*/|'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`(?:[^`]|``)*`",
-    re.DOTALL,
-)
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_TABLE_NAME = re.compile(rf"(?<![\w.])({'|'.join(LAYERS)})\s*\.\s*([A-Za-z_]\w*)", re.IGNORECASE)
+_TABLE_NAME = re.compile(rf"(?<![\w.])({'|'.join(LAYERS)})\s*\.\s*([A-Za-z_]\w*)(@\w*)?", re.IGNORECASE)
+_VERSION_SUFFIX = re.compile(r"@v(\d+)", re.IGNORECASE)
 SPARK_VIEW_PREFIX = "lake_query__"
-
-
-class QueryRefusedError(QueryError):
-    """The statement is not a single read-only query."""
+RUN_SQL_ON_FILES = "spark.sql.runSQLOnFiles"
 
 
 class FastPathUnavailableError(ValueError):
-    """The fast engine cannot run this query (a table it cannot read, or SQL DuckDB does not understand)."""
+    """The fast engine cannot read a table (a Delta feature delta-rs does not support); auto then uses Spark."""
 
 
 @dataclass
@@ -51,41 +38,67 @@ class QueryResult:
     engine: str  # "fast" or "spark"
 
 
-def code_only(sql: str) -> str:
-    """sql with comments, string literals and quoted identifiers blanked out; positions are kept."""
-    return _NOT_CODE.sub(lambda match: " " * len(match.group()), sql)
+@dataclass(frozen=True)
+class TableRead:
+    """One table reference of a query: the table, and the version or moment it is read at (None: latest)."""
+
+    key: str  # as referenced, lower case: gold.zone_daily or gold.zone_daily@v3
+    spec: TableSpec
+    version: int | None = None
+    moment: datetime | None = None
 
 
-def check_read_only(sql: str) -> str:
-    """Returns the single statement in sql (without a trailing ';'), or raises QueryRefusedError naming the problem."""
-    statement = sql.strip()
-    while code_only(statement).rstrip().endswith(";"):
-        statement = statement.rstrip()[:-1].rstrip()
-    code = code_only(statement)
-    if not code.strip():
-        raise QueryRefusedError("no SQL statement given")
-    if ";" in code:
-        raise QueryRefusedError("only one statement at a time: remove the ';' between statements")
-    words = [word.upper() for word in _WORD.findall(code)]
-    first = words[0] if words else ""
-    if first not in READ_STATEMENTS:
-        raise QueryRefusedError(
-            f"read-only: statements starting with '{first or code.strip()[:20]}' are not allowed; "
-            f"lake query runs {', '.join(READ_STATEMENTS)} statements"
-        )
-    for word in words:
-        if word in WRITE_KEYWORDS:
-            raise QueryRefusedError(
-                f"read-only: '{word}' is not allowed in lake query (it writes, drops or changes state); "
-                "quote it if it is a column name"
-            )
-    return statement
+def _references(sql: str) -> list[tuple[str, str, int | None, re.Match]]:
+    """(key, table, version in the SQL, match) for each layer.name[@vN] outside literals and comments."""
+    found = []
+    for match in _TABLE_NAME.finditer(code_only(sql)):
+        name = f"{match.group(1)}.{match.group(2)}".lower()
+        suffix = match.group(3)
+        version = None
+        if suffix:
+            pinned = _VERSION_SUFFIX.fullmatch(suffix)
+            if not pinned:
+                raise QueryError(f"{name}{suffix}: a table version is written {name}@v<N>, e.g. {name}@v3")
+            version = int(pinned.group(1))
+        key = name if version is None else f"{name}@v{version}"
+        found.append((key, name, version, match))
+    return found
 
 
 def referenced_tables(sql: str, specs: dict[str, TableSpec]) -> list[str]:
-    """The catalog tables sql names as layer.name, in order of first use."""
-    names = [f"{m.group(1)}.{m.group(2)}".lower() for m in _TABLE_NAME.finditer(code_only(sql))]
-    return list(dict.fromkeys(name for name in names if name in specs))
+    """The catalog tables sql names as layer.name (with or without @vN), in order of first use."""
+    return list(dict.fromkeys(name for _, name, _, _ in _references(sql) if name in specs))
+
+
+def table_reads(
+    sql: str,
+    specs: dict[str, TableSpec],
+    version: int | None = None,
+    moment: datetime | None = None,
+    table_versions: Mapping[str, int] | None = None,
+) -> dict[str, TableRead]:
+    """What each reference reads: its @vN, else its table_versions entry, else version, else moment, else latest."""
+    table_versions = {name.lower(): int(v) for name, v in (table_versions or {}).items()}
+    reads: dict[str, TableRead] = {}
+    for key, name, pinned, _ in _references(sql):
+        if name not in specs or key in reads:
+            continue
+        chosen = pinned if pinned is not None else table_versions.get(name, version)
+        reads[key] = TableRead(key, specs[name], chosen, moment if chosen is None else None)
+    unused = sorted(set(table_versions) - {read.spec.full_name for read in reads.values()})
+    if unused:
+        raise QueryError(f"--as-of-version {unused[0]}=...: the query does not read {unused[0]}")
+    return reads
+
+
+def rewrite_names(sql: str, replacements: dict[str, str]) -> str:
+    """Replaces layer.name[@vN] table references (keys as in TableRead.key) outside literals and comments."""
+    parts, last = [], 0
+    for key, _, _, match in _references(sql):
+        if key in replacements:
+            parts += [sql[last : match.start()], replacements[key]]
+            last = match.end()
+    return "".join(parts) + sql[last:]
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -97,6 +110,29 @@ def parse_timestamp(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+def version_at(table: str, commits: list[tuple[int, int]], moment: datetime) -> int:
+    """The last version committed at or before moment; commits are (version, commit time in ms since the epoch).
+
+    Both engines use this rule: a moment after the last commit reads the latest version; one before the first
+    commit is an error.
+    """
+    cutoff = moment.timestamp() * 1000
+    eligible = [version for version, millis in commits if millis <= cutoff]
+    if not eligible:
+        first_version, first_millis = min(commits)
+        first = datetime.fromtimestamp(first_millis / 1000, timezone.utc).isoformat(sep=" ", timespec="seconds")
+        raise QueryError(
+            f"{table} did not exist yet at {moment.isoformat(sep=' ')}: its oldest readable version "
+            f"{first_version} was committed at {first}"
+        )
+    return max(eligible)
+
+
+def check_version(table: str, version: int, latest: int) -> None:
+    if not 0 <= version <= latest:
+        raise QueryError(f"{table} has versions 0..{latest}; there is no version {version}")
+
+
 def run_query(
     lake: Lake,
     sql: str,
@@ -104,63 +140,80 @@ def run_query(
     version: int | None = None,
     timestamp: str | None = None,
     notify: Callable[[str], None] | None = None,
+    table_versions: Mapping[str, int] | None = None,
 ) -> QueryResult:
     """Runs one read-only statement; tables read as of `version` or `timestamp` when given.
 
-    engine: "fast" (DuckDB over the Delta files, no JVM), "spark", or "auto" (fast, falling back to Spark with a
-    message through notify when the fast engine cannot read a table or parse the SQL).
+    table_versions (table -> version) and `layer.name@vN` in the SQL pin single tables and win over version and
+    timestamp. engine: "fast" (DuckDB over the Delta files, no JVM), "spark", or "auto" (fast, falling back to
+    Spark with a message through notify only when the fast engine cannot read a table; SQL DuckDB rejects is an
+    error, not a reason to run it on Spark).
     """
     if engine not in ENGINES:
         raise QueryError(f"engine must be one of {ENGINES}, not {engine!r}")
     if version is not None and timestamp is not None:
         raise QueryError("give a version or a timestamp to read as of, not both")
+    for name in table_versions or {}:
+        lake.spec(name.lower())  # an unknown table name fails here
     statement = check_read_only(sql)
-    tables = referenced_tables(statement, lake.specs)
     moment = parse_timestamp(timestamp) if timestamp is not None else None
+    reads = table_reads(statement, lake.specs, version, moment, table_versions)
     if engine in ("auto", "fast"):
         from lake.fastquery import fast_query
 
         try:
-            return QueryResult(fast_query(lake.specs, statement, tables, version, moment), "fast")
+            return QueryResult(fast_query(lake.specs, statement, reads), "fast")
         except FastPathUnavailableError as exc:
             if engine == "fast":
-                raise
+                raise QueryError(f"fast engine: {exc}; run it with --engine spark") from exc
             (notify or _to_stderr)(f"fast engine: {exc}; running the query on Spark")
-    return QueryResult(spark_query(lake, statement, tables, version, moment), "spark")
+    return QueryResult(spark_query(lake, statement, reads), "spark")
 
 
 def _to_stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
-def rewrite_names(sql: str, replacements: dict[str, str]) -> str:
-    """Replaces layer.name table references outside literals and comments."""
-    code = code_only(sql)
-    parts, last = [], 0
-    for match in _TABLE_NAME.finditer(code):
-        name = f"{match.group(1)}.{match.group(2)}".lower()
-        if name in replacements:
-            parts += [sql[last : match.start()], replacements[name]]
-            last = match.end()
-    return "".join(parts) + sql[last:]
+def spark_commits(lake: Lake, table: str) -> list[tuple[int, int]]:
+    from pyspark.sql import functions as F
+
+    rows = lake.history(table).select("version", F.unix_millis("timestamp")).collect()
+    return [(int(row[0]), int(row[1])) for row in rows]
 
 
-def spark_query(
-    lake: Lake, statement: str, tables: list[str], version: int | None, moment: datetime | None
-) -> pa.Table:
-    """Runs the statement on Spark; referenced tables become temporary views read at the requested version."""
+def spark_query(lake: Lake, statement: str, reads: dict[str, TableRead]) -> pa.Table:
+    """Runs the statement on Spark; each table reference becomes a temporary view read at its version.
+
+    spark.sql.runSQLOnFiles is off while the statement runs (format.`path` reads nothing), then restored: the
+    session is shared with the stages.
+    """
     from pyspark.errors import AnalysisException, IllegalArgumentException, ParseException
 
+    spark = lake.spark
     try:
-        if not tables:  # SHOW TABLES IN gold and the like need the catalog names
+        if not reads:  # SHOW TABLES IN gold and the like need the catalog names
             lake.register_sql()
         views = {}
-        for table in tables:
-            view = SPARK_VIEW_PREFIX + table.replace(".", "__")
-            as_of = None if moment is None else moment.isoformat()
-            lake.read(table, version=version, timestamp=as_of).createOrReplaceTempView(view)
-            views[table] = view
-        return lake.spark.sql(rewrite_names(statement, views)).toArrow()
+        for key, read in reads.items():
+            name = read.spec.full_name
+            if not lake.exists(name):
+                raise TableMissingError(f"table {name} does not exist yet at {read.spec.path}; run its stage first")
+            version = read.version
+            if version is not None:
+                check_version(name, version, lake.version(name))
+            elif read.moment is not None:
+                version = version_at(name, spark_commits(lake, name), read.moment)
+            views[key] = SPARK_VIEW_PREFIX + key.replace(".", "__").replace("@", "__")
+            lake.read(name, version=version).createOrReplaceTempView(views[key])
+        previous = spark.conf.get(RUN_SQL_ON_FILES, None)
+        spark.conf.set(RUN_SQL_ON_FILES, "false")
+        try:
+            return spark.sql(rewrite_names(statement, views)).toArrow()
+        finally:
+            if previous is None:
+                spark.conf.unset(RUN_SQL_ON_FILES)
+            else:
+                spark.conf.set(RUN_SQL_ON_FILES, previous)
     except (AnalysisException, IllegalArgumentException, ParseException) as exc:
         raise QueryError(f"Spark: {str(exc).strip().splitlines()[0]}") from exc
 

@@ -1,15 +1,31 @@
-"""`lake query`: the read-only guard, and the fast path (DuckDB over deltalake) equal to Spark on real samples."""
+"""`lake query`: the read-only sandbox, per-table time travel, and the fast path (DuckDB over deltalake) equal to
+Spark on real samples."""
 
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
 import pytest
 
+from cli.gold import parse_as_of_versions
 from cli.main import main as lake_cli
 from lake import Lake, load_conf
-from lake.query import QueryRefusedError, check_read_only, comparable, referenced_tables, rewrite_names, run_query
+from lake.errors import InputError, QueryError
+from lake.fastquery import fast_query
+from lake.query import (
+    RUN_SQL_ON_FILES,
+    FastPathUnavailableError,
+    QueryRefusedError,
+    check_read_only,
+    comparable,
+    referenced_tables,
+    rewrite_names,
+    run_query,
+    spark_query,
+)
 from pipelines.bronze import run_ingest
 from pipelines.gold import run_gold
 from pipelines.silver import run_silver
@@ -58,11 +74,97 @@ def test_keywords_inside_literals_comments_and_quoted_names_are_fine():
 
 
 def test_table_references_are_found_and_rewritten_outside_literals(lake):
-    sql = "SELECT g.trips, 'gold.zone_daily' FROM Gold.Zone_Daily g JOIN gold.nope n JOIN silver.trips s"
+    sql = "SELECT g.trips, 'gold.zone_daily' FROM Gold.Zone_Daily g JOIN gold.nope n JOIN silver.trips@V2 s"
     assert referenced_tables(sql, lake.specs) == ["gold.zone_daily", "silver.trips"]
-    assert rewrite_names(sql, {"gold.zone_daily": "v1"}) == (
-        "SELECT g.trips, 'gold.zone_daily' FROM v1 g JOIN gold.nope n JOIN silver.trips s"
+    assert rewrite_names(sql, {"gold.zone_daily": "v1", "silver.trips@v2": "s2"}) == (
+        "SELECT g.trips, 'gold.zone_daily' FROM v1 g JOIN gold.nope n JOIN s2 s"
     )
+    with pytest.raises(QueryError, match="gold.zone_daily@v<N>"):
+        referenced_tables("SELECT * FROM gold.zone_daily@20190101", lake.specs)
+
+
+# Each way out of the lake's tables, and the word the refusal must name.
+ESCAPES = [
+    ("SELECT * FROM text.`/etc/passwd`", "text.`/etc/passwd`"),
+    ("SELECT * FROM csv.`/etc/passwd`", "csv.`/etc/passwd`"),
+    ("SELECT * FROM parquet.`/tmp/x.parquet`", "parquet.`/tmp/x.parquet`"),
+    ("SELECT * FROM DELTA . `/tmp/lake/gold/zone_daily`", "DELTA.`/tmp/lake/gold/zone_daily`"),
+    ("SELECT * FROM json.`x.json` UNION ALL SELECT * FROM orc.`y`", "json.`x.json`"),
+    ("SELECT reflect('java.lang.System', 'getenv', 'HOME')", "'reflect'"),
+    ("SELECT java_method('java.lang.Runtime', 'getRuntime')", "'java_method'"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "'read_csv'"),
+    ("SELECT * FROM read_text('/etc/passwd')", "'read_text'"),
+    ("SELECT \"read_parquet\" ('/tmp/x')", "'read_parquet'"),
+    ("SELECT * FROM main.read_json ('/tmp/x.json')", "'read_json'"),
+    ("SELECT * FROM glob('/etc/*')", "'glob'"),
+    ("SELECT * FROM query('SELECT 1')", "'query'"),
+    ("SELECT * FROM read_files('/etc')", "'read_files'"),
+    ("SELECT load_extension('x')", "'load_extension'"),
+    ("SELECT * FROM duckdb_secrets()", "'duckdb_secrets'"),
+    ("SELECT * FROM '/etc/passwd'", "'/etc/passwd' after FROM"),
+    ("SELECT '${env:HOME}'", "'${'"),
+    # A second statement hidden from a lexer that reads literals one way only.
+    ("SELECT $$'$$; COPY (SELECT 1) TO '/tmp/x'; SELECT $$'$$", "'$'"),
+    ("SELECT $tag$ x $tag$", "'$'"),
+    ("SELECT '\\'; ATTACH '/tmp/x.db'; SELECT '", "backslash"),
+    ("SELECT E'\\''; SELECT 1", "unterminated"),
+    ('SELECT "a\\"; SELECT 1 --"', "backslash"),
+    ("SELECT 1 /* /* */ ; SELECT 2 */", "nested"),
+    ("SELECT 'open", "unterminated"),
+]
+
+
+@pytest.mark.parametrize(("sql", "named"), ESCAPES)
+def test_escapes_from_the_lake_are_refused_naming_what(sql, named):
+    with pytest.raises(QueryRefusedError) as refused:
+        check_read_only(sql)
+    assert named in str(refused.value)
+
+
+def test_guard_leaves_ordinary_sql_alone():
+    for sql in [
+        "SELECT repeat('ab', 2) AS r, 'a\\\\b' AS s, 'it''s' AS t, \"km/h\" FROM gold.zone_daily",
+        "SELECT * FROM range(3) r JOIN gold.zone_daily@v2 z ON true",
+        'SELECT "read_count", count(*) FROM gold.zone_daily GROUP BY 1',
+    ]:
+        assert check_read_only(sql) == sql
+
+
+@pytest.mark.parametrize("engine", ["fast", "spark", "auto"])
+def test_every_engine_refuses_escapes_before_running_them(lake, engine):
+    for sql, named in [ESCAPES[0], ESCAPES[3], ESCAPES[5], ESCAPES[6], ESCAPES[7], ESCAPES[18], ESCAPES[20]]:
+        with pytest.raises(QueryRefusedError, match=re.escape(named)):
+            run_query(lake, sql, engine)
+
+
+def test_spark_reads_no_file_by_path_even_past_the_guard(lake, spark):
+    """Defence in depth: runSQLOnFiles is off while a query runs, and restored afterwards (the session is shared)."""
+    spark.conf.set(RUN_SQL_ON_FILES, "true")
+    for sql in ["SELECT * FROM text.`/etc/passwd`", f"SELECT * FROM delta.`{lake.root}`"]:
+        with pytest.raises(QueryError, match="TABLE_OR_VIEW_NOT_FOUND"):
+            spark_query(lake, sql, {})
+        assert spark.conf.get(RUN_SQL_ON_FILES) == "true"
+    spark.conf.unset(RUN_SQL_ON_FILES)
+    with pytest.raises(QueryError):
+        spark_query(lake, "SELECT * FROM csv.`/etc/passwd`", {})
+    assert spark.conf.get(RUN_SQL_ON_FILES, None) is None
+
+
+def test_duckdb_reads_no_file_even_past_the_guard(lake):
+    for sql in ["SELECT * FROM read_text('/etc/passwd')", "SELECT * FROM '/etc/passwd'"]:
+        with pytest.raises(QueryError, match="(?i)disabled|external access|does not exist"):
+            fast_query(lake.specs, sql, {})
+
+
+def test_as_of_version_options_parse_per_table_and_for_every_table():
+    assert parse_as_of_versions([]) == (None, {})
+    assert parse_as_of_versions(["3", "gold.zone_daily=1", "Silver.Trips=0"]) == (
+        3,
+        {"gold.zone_daily": 1, "silver.trips": 0},
+    )
+    for bad in (["x"], ["1", "2"], ["gold.t=1", "gold.t=2"], ["gold.t=v1"]):
+        with pytest.raises(InputError):
+            parse_as_of_versions(bad)
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +238,67 @@ def test_unknown_version_is_a_clear_error(real_lake):
     lake, _ = real_lake
     with pytest.raises(ValueError, match="no version 999"):
         run_query(lake, "SELECT * FROM gold.zone_daily", "fast", version=999)
+
+
+@pytest.mark.integration
+def test_per_table_versions_in_sql_and_options_agree_across_engines(real_lake):
+    lake, january = real_lake
+    version = january["gold.zone_daily"]
+    sum_trips = "SELECT sum(trips) AS trips FROM gold.zone_daily"
+    then = {
+        engine: comparable(run_query(lake, sum_trips, engine, version=version).table) for engine in ("fast", "spark")
+    }
+    now = comparable(run_query(lake, sum_trips, "fast").table)
+    assert then["fast"] == then["spark"] != now
+    pinned = f"SELECT sum(trips) AS trips FROM gold.zone_daily@v{version}"
+    by_option = {"gold.zone_daily": version}
+    for engine in ("fast", "spark"):
+        assert comparable(run_query(lake, pinned, engine).table) == then["fast"]
+        assert comparable(run_query(lake, sum_trips, engine, table_versions=by_option).table) == then["fast"]
+        # One statement, the same table at two versions: January's days then and now.
+        both = (
+            f"SELECT (SELECT sum(trips) FROM gold.zone_daily@v{version}) AS then_trips, "
+            "(SELECT sum(trips) FROM gold.zone_daily WHERE month(pickup_date) = 1) AS now_trips, "
+            "(SELECT count(*) FROM gold.zone_daily) AS now_rows"
+        )
+        row = run_query(lake, both, engine).table.to_pylist()[0]
+        assert int(row["then_trips"]) == int(row["now_trips"]) and row["now_rows"] > 0
+        with pytest.raises(QueryError, match="does not read gold.hourly_demand"):
+            run_query(lake, sum_trips, engine, table_versions={"gold.hourly_demand": 0})
+
+
+@pytest.mark.integration
+def test_as_of_after_the_last_commit_reads_the_latest_and_before_the_first_fails_on_both_engines(real_lake):
+    lake, _ = real_lake
+    sql = "SELECT count(*) AS n, sum(trips) AS trips FROM gold.zone_daily"
+    latest = comparable(run_query(lake, sql, "spark").table)
+    future = (datetime.now(timezone.utc) + timedelta(days=1)).isoformat()
+    first = min(row.timestamp for row in lake.history("gold.zone_daily").collect())
+    for engine in ("fast", "spark"):
+        assert comparable(run_query(lake, sql, engine, timestamp=future).table) == latest
+        with pytest.raises(QueryError, match="did not exist yet"):
+            run_query(lake, sql, engine, timestamp="2001-01-01T00:00:00Z")
+    assert first.year > 2001
+
+
+@pytest.mark.integration
+def test_auto_falls_back_to_spark_only_when_the_fast_reader_cannot_read(real_lake, monkeypatch):
+    lake, _ = real_lake
+    notes = []
+    with pytest.raises(QueryError, match="--engine spark"):  # Spark-only SQL is an error, not a reason to use Spark
+        run_query(lake, "SELECT sha2(pickup_borough, 256) FROM gold.zone_daily", "auto", notify=notes.append)
+    with pytest.raises(QueryError, match="no_such_function"):
+        run_query(lake, "SELECT no_such_function(trips) FROM gold.zone_daily", "auto", notify=notes.append)
+    assert notes == []
+    spark_only = run_query(lake, "SELECT sha2(pickup_borough, 256) AS h FROM gold.zone_daily LIMIT 1", "spark")
+    assert len(spark_only.table.to_pylist()[0]["h"]) == 64
+
+    def unreadable(spec, table):
+        raise FastPathUnavailableError(f"the Delta reader cannot scan {spec.full_name} (deletion vectors)")
+
+    monkeypatch.setattr("lake.fastquery._dataset", unreadable)
+    result = run_query(lake, "SELECT count(*) AS n FROM gold.zone_daily", "auto", notify=notes.append)
+    assert result.engine == "spark" and result.table.num_rows == 1
+    assert notes and "deletion vectors" in notes[0]
+    with pytest.raises(QueryError, match="--engine spark"):
+        run_query(lake, "SELECT count(*) AS n FROM gold.zone_daily", "fast")
