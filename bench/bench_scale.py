@@ -293,7 +293,24 @@ def report(args: argparse.Namespace, sizes: list[dict], daily: list[dict], spark
             )
         ratio = sum(daily[-1]["stages"].values()) / sum(daily[0]["stages"].values())
         lines += ["", f"**365-day / 30-day daily run: {ratio:.2f}x** (target: at most 1.3x)", ""]
-    lines.append("One measured run per number (no warm-up, no repetition).")
+    lines += ["## Targets (issue 9)", "", "| target | measured | met |", "|---|---:|---|"]
+    for size in sizes:
+        pipeline = sum(size["stages"][s] for s in ("ingest", "silver", "gold"))
+        rate = size["rows"] / pipeline
+        lines.append(f"| ingest -> silver -> gold >= 100,000 rows/s ({size['rows']:,} rows) | {rate:,.0f} rows/s | "
+                     f"{'yes' if rate >= 100_000 else 'no'} |")  # fmt: skip
+        if "train" in size["stages"]:
+            rate = size["train_rows"] / size["stages"]["train"]
+            lines.append(f"| training >= 20,000 rows/s | {rate:,.0f} rows/s | {'yes' if rate >= 20_000 else 'no'} |")
+        if "duckdb_s" in size:
+            ratio = pipeline / size["duckdb_s"]
+            lines.append(f"| Spark within 4x of DuckDB ({size['rows']:,} rows) | {ratio:.1f}x | "
+                         f"{'yes' if ratio <= 4 else 'no'} |")  # fmt: skip
+    if daily:
+        ratio = sum(daily[-1]["stages"].values()) / sum(daily[0]["stages"].values())
+        lines.append(f"| one new day: 365-day / 30-day history at most 1.3x | {ratio:.2f}x | "
+                     f"{'yes' if ratio <= 1.3 else 'no'} |")  # fmt: skip
+    lines += ["", "One measured run per number (no warm-up, no repetition)."]
     return "\n".join(lines) + "\n"
 
 
