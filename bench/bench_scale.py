@@ -13,6 +13,7 @@ Writes bench/results/scale.md and prints it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from pyspark.sql import functions as F  # noqa: E402
 from lake import Lake, load_conf  # noqa: E402
 from pipelines.bronze import run_ingest  # noqa: E402
 from pipelines.generate import EXPECTED, generate  # noqa: E402
+from pipelines.generate.synth import PARAMS  # noqa: E402
 from pipelines.gold import run_gold  # noqa: E402
 from pipelines.silver import run_silver  # noqa: E402
 
@@ -102,6 +104,8 @@ def cached_generate(folder: Path, **kwargs) -> tuple[dict, float]:
     if expected.exists():
         summary = json.loads(expected.read_text())
         wanted = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in kwargs.items()}
+        wanted["format"] = wanted.pop("file_format", "csv")
+        wanted["params_sha256"] = hashlib.sha256(PARAMS.read_bytes()).hexdigest()
         if all(summary["generator"].get(k) == v for k, v in wanted.items() if k in summary["generator"]):
             return summary, 0.0
     shutil.rmtree(folder, ignore_errors=True)
