@@ -126,7 +126,11 @@ def timed(watch: MemoryWatch, phase: str, call) -> tuple[object, float]:
     started = time.perf_counter()
     result = call()
     watch.phase = "between"
-    return result, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    peak = watch.peaks.get(phase, (0.0, 0.0))
+    print(f"{phase}: {seconds:.1f} s, peak RSS {peak[0]:,.0f} / {peak[1]:,.0f} MiB, load {os.getloadavg()[0]:.1f}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return result, seconds
 
 
 def spark_sums(lake: Lake) -> dict:
