@@ -88,7 +88,8 @@ class MemoryWatch(threading.Thread):
     def run(self) -> None:
         jvms: list[int] = []
         while not self._halt.is_set():
-            jvms = jvms or self.jvm_pids()
+            # Spark's launcher runs a short-lived java first: look again until a JVM that stays is found.
+            jvms = [p for p in jvms if os.path.exists(f"/proc/{p}")] or self.jvm_pids()
             python, jvm = self._rss_mib(os.getpid()), sum(self._rss_mib(p) for p in jvms)
             old = self.peaks.get(self.phase, (0.0, 0.0))
             self.peaks[self.phase] = (max(old[0], python), max(old[1], jvm))
