@@ -36,7 +36,11 @@ mlflow-ui: setup
 serve: setup
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(LAKE) serve
 
+# The scale benchmark (generated data, per-stage rows/s and memory, Spark / DuckDB, 30 vs 365-day daily run) first;
+# BENCH_ROWS=1000000,5000000 measures both sizes in one run.
+BENCH_ROWS ?= 5000000
 bench: setup
+	$(PY) bench/bench_scale.py --rows $(BENCH_ROWS) --train --daily
 	$(PY) bench/bench_silver.py
 	$(PY) bench/bench_query.py
 	$(PY) bench/bench_train.py

@@ -1,0 +1,359 @@
+"""Scale benchmark: ingest -> silver -> gold on generated TLC data, DuckDB as reference, and the daily-run cost.
+
+Per size (--rows, comma-separated): generates the trips (cached by their parameters), runs one stage per call
+(run_ingest, run_silver, run_gold, optionally run_train) in a fresh lake, and times each with its peak RSS (this
+Python process and the Spark JVM under it); then runs the same silver + gold on DuckDB and compares the results.
+With --daily: one new day on lakes holding 30 and 365 days of generated history (the cost that follows new data).
+Writes bench/results/scale.md and prints it.
+
+    .venv/bin/python bench/bench_scale.py --rows 5000000
+    .venv/bin/python bench/bench_scale.py --rows 1000000,5000000 --train --daily
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import duckdb_reference  # noqa: E402  (bench/ is on the path when run as a script)
+from pyspark.sql import functions as F  # noqa: E402
+
+from lake import Lake, load_conf  # noqa: E402
+from pipelines.bronze import run_ingest  # noqa: E402
+from pipelines.generate import EXPECTED, generate  # noqa: E402
+from pipelines.generate.synth import PARAMS  # noqa: E402
+from pipelines.gold import run_gold  # noqa: E402
+from pipelines.silver import run_silver  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "scale.md"
+NEW_DAY = date(2020, 1, 1)  # the day added to the 30- and 365-day histories (which end the day before)
+HISTORIES = (30, 365)
+
+
+class MemoryWatch(threading.Thread):
+    """Samples the RSS of this process and of the Spark JVM (a descendant) and keeps the peak per phase."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.interval, self.phase, self.peaks = interval, "setup", {}
+        self._halt = threading.Event()
+
+    @staticmethod
+    def _rss_mib(pid: int) -> float:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                line = next(line for line in status if line.startswith("VmRSS"))
+            return int(line.split()[1]) / 1024
+        except (OSError, StopIteration):
+            return 0.0
+
+    @staticmethod
+    def jvm_pids() -> list[int]:
+        """Java processes below this one (the py4j gateway's JVM: Spark's driver in local mode)."""
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as stat:
+                        ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(ppid, []).append(int(entry))
+        found, todo = [], [os.getpid()]
+        while todo:
+            for child in children.get(todo.pop(), []):
+                todo.append(child)
+                try:
+                    with open(f"/proc/{child}/comm") as comm:
+                        if comm.read().strip() == "java":
+                            found.append(child)
+                except OSError:
+                    pass
+        return found
+
+    def run(self) -> None:
+        jvms: list[int] = []
+        while not self._halt.is_set():
+            # Spark's launcher runs a short-lived java first: look again until a JVM that stays is found.
+            jvms = [p for p in jvms if os.path.exists(f"/proc/{p}")] or self.jvm_pids()
+            python, jvm = self._rss_mib(os.getpid()), sum(self._rss_mib(p) for p in jvms)
+            old = self.peaks.get(self.phase, (0.0, 0.0))
+            self.peaks[self.phase] = (max(old[0], python), max(old[1], jvm))
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+
+
+def cached_generate(folder: Path, **kwargs) -> tuple[dict, float]:
+    """Generated files, reused when `_expected.json` says they were made with the same arguments."""
+    expected = folder / EXPECTED
+    if expected.exists():
+        summary = json.loads(expected.read_text())
+        wanted = {k: (v.isoformat() if isinstance(v, date) else v) for k, v in kwargs.items()}
+        wanted["format"] = wanted.pop("file_format", "csv")
+        wanted["params_sha256"] = hashlib.sha256(PARAMS.read_bytes()).hexdigest()
+        if all(summary["generator"].get(k) == v for k, v in wanted.items() if k in summary["generator"]):
+            return summary, 0.0
+    shutil.rmtree(folder, ignore_errors=True)
+    started = time.perf_counter()
+    layout = kwargs.pop("files", "day")
+    summary = generate(folder, kwargs.pop("rows"), kwargs.pop("start"), layout=layout, **kwargs)
+    return summary, time.perf_counter() - started
+
+
+def fresh_lake(root: Path, spark=None) -> Lake:
+    shutil.rmtree(root, ignore_errors=True)
+    conf = load_conf(overrides={"lake.root": str(root), "silver.data_docs": False})
+    return Lake(conf, spark) if spark is not None else Lake(conf)
+
+
+def timed(watch: MemoryWatch, phase: str, call) -> tuple[object, float]:
+    watch.phase = phase
+    started = time.perf_counter()
+    result = call()
+    watch.phase = "between"
+    seconds = time.perf_counter() - started
+    peak = watch.peaks.get(phase, (0.0, 0.0))
+    print(f"{phase}: {seconds:.1f} s, peak RSS {peak[0]:,.0f} / {peak[1]:,.0f} MiB, load {os.getloadavg()[0]:.1f}",
+          file=sys.stderr, flush=True)  # fmt: skip
+    return result, seconds
+
+
+def spark_sums(lake: Lake) -> dict:
+    """The gold sums duckdb_reference.gold_sums computes, read from the Spark-built tables."""
+    z = lake.read("gold.zone_daily").agg(
+        F.count(F.lit(1)), F.sum("trips"), F.round(F.sum("revenue"), 2), F.round(F.sum("tips"), 2),
+        F.round(F.sum("total_distance"), 4), F.round(F.sum(F.col("avg_duration_min") * F.col("trips")), 3),
+    ).first()  # fmt: skip
+    h = lake.read("gold.hourly_demand").agg(F.count(F.lit(1)), F.sum("trips")).first()
+    return {
+        "zone_daily": {
+            "rows": z[0], "trips": int(z[1] or 0), "revenue": float(z[2] or 0), "tips": float(z[3] or 0),
+            "total_distance": float(z[4] or 0), "trip_minutes": float(z[5] or 0),
+        },
+        "hourly_demand": {"rows": h[0], "trips": int(h[1] or 0)},
+    }  # fmt: skip
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, floats within a cent (sums of rounded values added in different orders)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.011)
+    return a == b
+
+
+def run_size(args: argparse.Namespace, rows: int, watch: MemoryWatch, spark) -> dict:
+    data = Path(args.data) / f"rows{rows}_days{args.days}_seed{args.seed}_rate{args.defect_rate}_{args.format}"
+    expected, gen_seconds = cached_generate(
+        data, rows=rows, start=date.fromisoformat(args.start), days=args.days, file_format=args.format,
+        seed=args.seed, defect_rate=args.defect_rate,
+    )  # fmt: skip
+    lake = fresh_lake(Path(args.root), spark)
+    out = {"rows": rows, "generate_s": gen_seconds, "load_before": os.getloadavg(), "stages": {}}
+    ingest, out["stages"]["ingest"] = timed(watch, f"{rows}:ingest", lambda: run_ingest(lake, [str(data)]))
+    silver, out["stages"]["silver"] = timed(watch, f"{rows}:silver", lambda: run_silver(lake))
+    gold, out["stages"]["gold"] = timed(watch, f"{rows}:gold", lambda: run_gold(lake))
+    if args.train:
+        from pipelines.train import run_train
+
+        trained, out["stages"]["train"] = timed(watch, f"{rows}:train", lambda: run_train(lake))
+        out["train_rows"] = trained.counts["train_rows"] + trained.counts["test_rows"]
+    out["load_after"] = os.getloadavg()
+    out["peaks"] = {stage: watch.peaks.get(f"{rows}:{stage}", (0, 0)) for stage in out["stages"]}
+    spark_result = {
+        "quarantined_by_rule": dict(sorted(silver.details["quarantined_by_rule"].items())),
+        "warned_by_rule": dict(sorted(silver.details["warned_by_rule"].items())),
+        "silver_rows": lake.read("silver.trips").count(),
+        **spark_sums(lake),
+    }
+    out["matches_expected"] = spark_result["quarantined_by_rule"] == expected["quarantined_by_rule"]
+    out["bronze_rows"] = ingest.counts["rows"]
+    out["silver_rows"] = spark_result["silver_rows"]
+    if args.duckdb:
+        with tempfile.TemporaryDirectory() as scratch:
+            reference, seconds = timed(
+                watch, f"{rows}:duckdb", lambda: duckdb_reference.run_reference([str(data)], 2, scratch)
+            )
+        out["duckdb_s"] = seconds
+        out["duckdb_peak"] = watch.peaks.get(f"{rows}:duckdb", (0, 0))
+        compared = {k: reference[k] for k in spark_result}
+        out["identical"] = same(compared, spark_result)
+        if not out["identical"]:
+            out["difference"] = {k: (spark_result[k], compared[k]) for k in spark_result if not same(
+                spark_result[k], compared[k])}  # fmt: skip
+    return out
+
+
+def pipeline_stages(watch: MemoryWatch, label: str, lake: Lake, files: list[str]) -> dict[str, float]:
+    """Seconds of one ingest, silver and gold run on `files`."""
+    stages = {}
+    _, stages["ingest"] = timed(watch, f"{label}:ingest", lambda: run_ingest(lake, files))
+    _, stages["silver"] = timed(watch, f"{label}:silver", lambda: run_silver(lake))
+    _, stages["gold"] = timed(watch, f"{label}:gold", lambda: run_gold(lake))
+    return stages
+
+
+def run_daily(args: argparse.Namespace, watch: MemoryWatch, spark) -> list[dict]:
+    """One new day's ingest + silver + gold on lakes with 30 and 365 days of history."""
+    per_day = args.daily_rows_per_day
+    new_day, _ = cached_generate(
+        Path(args.data) / f"daily_new_{per_day}", rows=per_day, start=NEW_DAY, days=1, seed=args.seed + 1,
+        defect_rate=args.defect_rate,
+    )  # fmt: skip
+    runs = []
+    for days in HISTORIES:
+        folder = Path(args.data) / f"daily_history_{days}_{per_day}"
+        history, _ = cached_generate(
+            folder, rows=per_day * days, start=NEW_DAY - timedelta(days=days), days=days, seed=args.seed,
+            defect_rate=args.defect_rate, files="month",
+        )  # fmt: skip
+        lake = fresh_lake(Path(args.root), spark)
+        started = time.perf_counter()
+        watch.phase = f"daily{days}:history"
+        run_ingest(lake, [str(folder)])
+        run_silver(lake)
+        run_gold(lake)
+        build = time.perf_counter() - started
+        new_files = [str(Path(args.data) / f"daily_new_{per_day}" / f["name"]) for f in new_day["files"]]
+        stages = pipeline_stages(watch, f"daily{days}", lake, new_files)
+        runs.append({"days": days, "history_rows": history["rows"], "build_s": build, "stages": stages})
+    return runs
+
+
+def _mib(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def report(args: argparse.Namespace, sizes: list[dict], daily: list[dict], spark_conf: dict, start: tuple) -> str:
+    lines = [
+        "# Scale: generated TLC data through ingest -> silver -> gold, DuckDB reference, daily-run cost",
+        "",
+        f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
+        f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} CPUs (nproc), "
+        f"{platform.platform()}",
+        f"- spark: master {spark_conf['master']}, driver memory {spark_conf['driver_memory']}, shuffle partitions "
+        f"{spark_conf['shuffle_partitions']}; DuckDB {duckdb_reference.duckdb.__version__} with 2 threads",
+        f"- data: `lake generate` {args.format}, {args.days} daily files from {args.start}, seed {args.seed}, "
+        f"defect rate {args.defect_rate}",
+        f"- load average (1/5/15 min) at the start: {' / '.join(f'{x:.1f}' for x in start)}; the machine is "
+        "shared, read every number with the load next to it",
+        "- peak RSS: this Python process / the Spark JVM (local mode: driver and executors), MiB, sampled every 0.2 s",
+        "",
+    ]
+    for size in sizes:
+        rows = size["rows"]
+        pipeline = sum(size["stages"][s] for s in ("ingest", "silver", "gold"))
+        lines += [
+            f"## {rows:,} rows",
+            "",
+            f"Generated in {size['generate_s']:.1f} s (0 = reused from the cache). Load average before / after: "
+            f"{size['load_before'][0]:.1f} / {size['load_after'][0]:.1f}. Bronze rows {size['bronze_rows']:,}, "
+            f"silver rows {size['silver_rows']:,}; quarantine per rule equals the generator's expectation: "
+            f"{size['matches_expected']}.",
+            "",
+            "| stage | rows in | wall time (s) | rows/s | peak RSS Python (MiB) | peak RSS JVM (MiB) |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for stage, seconds in size["stages"].items():
+            n = size.get("train_rows", rows) if stage == "train" else rows
+            py, jvm = size["peaks"][stage]
+            lines.append(f"| {stage} | {n:,} | {seconds:.1f} | {n / seconds:,.0f} | {_mib(py)} | {_mib(jvm)} |")
+        lines.append(f"| ingest -> silver -> gold | {rows:,} | {pipeline:.1f} | {rows / pipeline:,.0f} | | |")
+        if "duckdb_s" in size:
+            py, _ = size["duckdb_peak"]
+            lines += [
+                f"| DuckDB reference (silver + gold) | {rows:,} | {size['duckdb_s']:.1f} | "
+                f"{rows / size['duckdb_s']:,.0f} | {_mib(py)} | |",
+                "",
+                f"**Spark / DuckDB: {pipeline / size['duckdb_s']:.1f}x** (target: at most 4x); results identical "
+                f"(silver rows, quarantine and warnings per rule, zone_daily and hourly_demand row counts and sums): "
+                f"{size['identical']}" + (f"; differences: `{size['difference']}`" if not size["identical"] else ""),
+            ]
+        lines.append("")
+    if daily:
+        lines += [
+            f"## Cost that follows new data: one new day ({args.daily_rows_per_day:,} rows) on 30 vs 365 days",
+            "",
+            "| history | history rows | history build (s) | new day: ingest (s) | silver (s) | gold (s) | total (s) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for run in daily:
+            s = run["stages"]
+            lines.append(
+                f"| {run['days']} days | {run['history_rows']:,} | {run['build_s']:.1f} | {s['ingest']:.1f} | "
+                f"{s['silver']:.1f} | {s['gold']:.1f} | {sum(s.values()):.1f} |"
+            )
+        ratio = sum(daily[-1]["stages"].values()) / sum(daily[0]["stages"].values())
+        lines += ["", f"**365-day / 30-day daily run: {ratio:.2f}x** (target: at most 1.3x)", ""]
+    lines += ["## Targets (issue 9)", "", "| target | measured | met |", "|---|---:|---|"]
+    for size in sizes:
+        pipeline = sum(size["stages"][s] for s in ("ingest", "silver", "gold"))
+        rate = size["rows"] / pipeline
+        lines.append(f"| ingest -> silver -> gold >= 100,000 rows/s ({size['rows']:,} rows) | {rate:,.0f} rows/s | "
+                     f"{'yes' if rate >= 100_000 else 'no'} |")  # fmt: skip
+        if "train" in size["stages"]:
+            rate = size["train_rows"] / size["stages"]["train"]
+            lines.append(f"| training >= 20,000 rows/s | {rate:,.0f} rows/s | {'yes' if rate >= 20_000 else 'no'} |")
+        if "duckdb_s" in size:
+            ratio = pipeline / size["duckdb_s"]
+            lines.append(f"| Spark within 4x of DuckDB ({size['rows']:,} rows) | {ratio:.1f}x | "
+                         f"{'yes' if ratio <= 4 else 'no'} |")  # fmt: skip
+    if daily:
+        ratio = sum(daily[-1]["stages"].values()) / sum(daily[0]["stages"].values())
+        lines.append(f"| one new day: 365-day / 30-day history at most 1.3x | {ratio:.2f}x | "
+                     f"{'yes' if ratio <= 1.3 else 'no'} |")  # fmt: skip
+    lines += ["", "One measured run per number (no warm-up, no repetition)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="200000", help="trips per size, comma-separated (default 200000)")
+    parser.add_argument("--days", type=int, default=31, help="daily files the rows are spread over (default 31)")
+    parser.add_argument("--start", default="2019-01-01")
+    parser.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--defect-rate", type=float, default=0.01)
+    parser.add_argument("--train", action="store_true", help="also time run_train on gold.trip_features")
+    parser.add_argument("--no-duckdb", dest="duckdb", action="store_false", help="skip the DuckDB reference")
+    parser.add_argument("--daily", action="store_true", help="measure one new day on 30 vs 365 days of history")
+    parser.add_argument("--daily-rows-per-day", type=int, default=3000)
+    parser.add_argument("--data", default="/tmp/bench_scale_data", help="generated files (kept as a cache)")
+    parser.add_argument("--root", default="/tmp/bench_scale_lake", help="lake root (deleted before each run)")
+    parser.add_argument("--output", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    start_load = os.getloadavg()
+    watch = MemoryWatch()
+    watch.start()
+    lake = fresh_lake(Path(args.root))
+    spark = lake.spark  # the session starts here, outside every timed stage
+    spark_conf = {k: lake.conf.get(f"spark.{k}") for k in ("master", "driver_memory", "shuffle_partitions")}
+    sizes = [run_size(args, int(n), watch, spark) for n in args.rows.split(",")]
+    daily = run_daily(args, watch, spark) if args.daily else []
+    watch.stop()
+    text = report(args, sizes, daily, spark_conf, start_load)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

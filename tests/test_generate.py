@@ -1,0 +1,94 @@
+"""The trip generator: deterministic, real TLC headers, and defects that silver quarantines exactly as announced."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from datetime import date
+
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import functions as F
+
+from lake.errors import InputError
+from pipelines.bronze import run_ingest
+from pipelines.generate import EXPECTED, generate
+from pipelines.generate.defects import KINDS
+from pipelines.generate.output import GREEN_HEADER
+from pipelines.silver import run_silver
+
+REAL_YELLOW = "yellow/yellow_tripdata_sample_2021.csv"  # the current TLC yellow header, plus a test column
+EXTRA_SAMPLE_COLUMN = "test_bool"
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_same_seed_same_files_other_seed_other_trips(tmp_path):
+    one = generate(tmp_path / "one", 600, date(2019, 3, 30), days=3, seed=11, defect_rate=0.05)
+    two = generate(tmp_path / "two", 600, date(2019, 3, 30), days=3, seed=11, defect_rate=0.05)
+    other = generate(tmp_path / "other", 600, date(2019, 3, 30), days=3, seed=12, defect_rate=0.05)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    assert one == two
+    assert [f["name"] for f in one["files"]] == [
+        "yellow_tripdata_2019-03-30.csv",
+        "yellow_tripdata_2019-03-31.csv",
+        "yellow_tripdata_2019-04-01.csv",
+    ]
+    assert sum(f["rows"] for f in one["files"]) == 600
+    different = [
+        n for n, data in _files(tmp_path / "other").items() if n != EXPECTED and data != _files(tmp_path / "one")[n]
+    ]
+    assert different and other["files"] != [] and other["rows"] == 600
+
+
+def test_header_is_the_real_tlc_yellow_header(tmp_path, samples):
+    with open(samples / REAL_YELLOW, newline="") as handle:
+        real = [c for c in next(csv.reader(handle)) if c != EXTRA_SAMPLE_COLUMN]
+    generate(tmp_path, 50, date(2019, 5, 1), seed=1)
+    with open(tmp_path / "yellow_tripdata_2019-05-01.csv", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == real
+    assert len(rows) == 51 and all(len(row) == len(real) for row in rows[1:])
+
+
+def test_green_and_parquet_files_carry_the_tlc_columns_and_no_text_defects(tmp_path):
+    summary = generate(
+        tmp_path, 400, date(2019, 1, 1), days=2, file_format="parquet", taxi="green", layout="month", defect_rate=0.5
+    )
+    assert [f["name"] for f in summary["files"]] == ["green_tripdata_2019-01.parquet"]
+    assert pq.read_schema(tmp_path / "green_tripdata_2019-01.parquet").names == GREEN_HEADER
+    assert pq.read_table(tmp_path / "green_tripdata_2019-01.parquet").num_rows == 400
+    assert "extra_csv_field" not in summary["defects_by_kind"] and "values_parse" not in summary["quarantined_by_rule"]
+    assert sum(summary["defects_by_kind"].values()) == 200
+
+
+def test_arguments_outside_the_rules_are_refused(tmp_path):
+    with pytest.raises(InputError, match="2030-12-31"):
+        generate(tmp_path, 10, date(2031, 1, 1))
+    with pytest.raises(InputError, match="unknown defect kind"):
+        generate(tmp_path, 10, date(2019, 1, 1), defect_kinds=["not_a_kind"])
+
+
+def test_injected_defects_are_what_silver_quarantines_per_rule(tmp_path, lake):
+    """Every kind of defect at a known count: silver's quarantine and warnings match the announcement rule by rule."""
+    folder = tmp_path / "landing"
+    expected = generate(folder, 2000, date(2019, 1, 30), days=3, seed=5, defect_rate=0.25)
+    assert set(expected["defects_by_kind"]) == {k.name for k in KINDS}
+    assert json.loads((folder / EXPECTED).read_text()) == expected
+
+    ingested = run_ingest(lake, [str(folder)])
+    assert ingested.counts["rows"] == 2000
+    result = run_silver(lake)
+
+    quarantine = lake.read("silver.quarantine")
+    by_rule = quarantine.select(F.explode("_rules_failed").alias("rule")).groupBy("rule").count().collect()
+    assert {row["rule"]: row["count"] for row in by_rule} == expected["quarantined_by_rule"]
+    assert quarantine.count() == expected["quarantined_rows"]
+    assert result.details["quarantined_by_rule"] == expected["quarantined_by_rule"]
+    assert result.details["warned_by_rule"] == expected["warned_by_rule"]
+    assert lake.read("silver.trips").count() == expected["silver_rows"]
+    per_file = Counter(row["_source_file"].rsplit("/", 1)[-1] for row in quarantine.select("_source_file").collect())
+    assert sum(per_file.values()) == expected["quarantined_rows"] and len(per_file) == 3
