@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any, NoReturn
@@ -38,12 +39,23 @@ class Chain:
         self.title = title
         self.stages = stages
         self.results: list[StageResult] = []
+        self.started = time.monotonic()
+
+    def progress(self, stage: str, what: str) -> None:
+        """`[3/5] gold done in 12.4 s (run 40 s): ...`: what `lake run daily` shows while the chain runs."""
+        position = f"[{self.stages.index(stage) + 1}/{len(self.stages)}]"
+        get_run_logger().info("%s %s %s (run %.0f s)", position, stage, what, time.monotonic() - self.started)
 
     def run(self, stage: str, step: Callable[[], StageResult]) -> StageResult:
+        self.progress(stage, "started")
+        began = time.monotonic()
         try:
             result = step()
         except Exception as exc:
+            self.progress(stage, f"failed after {time.monotonic() - began:.1f} s")
             self.fail(stage, exc)
+        counts = ", ".join(f"{name} {value:,}" for name, value in result.counts.items())
+        self.progress(stage, f"{result.status} in {time.monotonic() - began:.1f} s: {counts or 'no counts'}")
         self.results.append(result)
         return result
 
@@ -54,7 +66,7 @@ class Chain:
 
     def skip(self, stage: str, reason: str) -> StageResult:
         result = StageResult(stage, "-", status=SKIPPED, details={"reason": reason})
-        get_run_logger().info("%s skipped: %s", stage, reason)
+        self.progress(stage, f"skipped: {reason}")
         publish_skipped(result)
         self.results.append(result)
         return result

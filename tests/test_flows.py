@@ -476,7 +476,7 @@ def test_daily_trains_when_due_tags_the_run_date_and_skips_score_without_a_champ
     assert stages.order() == ["ingest", "silver", "gold", "train"]
     assert model_facts.tagged == [("abc123", RUN_DATE)]
     artifacts = artifacts_of(state.state_details.flow_run_id)
-    assert "no model trained yet" in artifacts["train-summary"]
+    assert "Trained because: no model trained yet." in artifacts["daily-summary"]
     assert "score: skipped" in artifacts["score-summary"] and "no champion" in artifacts["score-summary"]
 
 
@@ -494,3 +494,22 @@ def test_the_mlflow_ui_link_is_the_tracking_run_url_on_the_ui(monkeypatch, tmp_p
     assert linked.details["mlflow_ui_url"] == f"{ui}/#/experiments/7/runs/r1"
     served = StageResult("train", "t", details={"mlflow_run_id": "r1", "mlflow_run_url": MLFLOW_URL})
     assert "mlflow_ui_url" not in with_mlflow_ui_link(lake, served).details
+
+
+def test_daily_reports_progress_per_stage(stages, params, monkeypatch, model_facts):
+    lines: list[str] = []
+    logger = types.SimpleNamespace(info=lambda message, *args: lines.append(message % args))
+    monkeypatch.setattr(daily_module, "get_run_logger", lambda: logger)
+    model_facts.champion = False
+
+    daily(run_date=RUN_DATE, **params)
+
+    progress = [line for line in lines if line.startswith("[")]
+    assert [line.split()[:2] for line in progress[:8:2]] == [
+        ["[1/5]", "ingest"],
+        ["[2/5]", "silver"],
+        ["[3/5]", "gold"],
+        ["[4/5]", "train"],
+    ]
+    assert "silver_rows 10" in progress[3] and progress[3].startswith("[2/5] silver success in")
+    assert progress[-1].startswith("[5/5] score skipped: no champion")
