@@ -121,7 +121,10 @@ def training_facts(lake: Lake) -> TrainingFacts:
 
     tracking = open_tracking(lake)
     runs = tracking.client.search_runs(
-        [tracking.experiment_id], filter_string="attributes.status = 'FINISHED'", order_by=["start_time DESC"]
+        [tracking.experiment_id],
+        filter_string="attributes.status = 'FINISHED'",
+        order_by=["start_time DESC"],
+        max_results=1,
     )
     if not runs:
         return TrainingFacts(None, None)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from pyspark.sql import functions as F
 from test_train_support import make_lake, synthetic_features, write_params
 
+from flows.policy import TrainingFacts, has_champion, tag_training_run, training_facts
 from pipelines.common import StageError
 from pipelines.score import PREDICTIONS_TABLE, TRIP_PREDICTIONS, run_score
 from pipelines.train import run_train
@@ -24,6 +26,19 @@ def champion_lake(spark, tmp_path_factory):
     lake.append(FEATURES_TABLE, synthetic_features(spark, START, 20, 30, seed=11))
     trained = run_train(lake)
     return lake, trained
+
+
+def test_the_daily_flow_reads_the_last_training_from_mlflow(champion_lake):
+    lake, trained = champion_lake
+    zone = ZoneInfo(lake.conf.get("orchestration.timezone"))
+
+    fresh = training_facts(lake)
+    tag_training_run(lake, trained.details["mlflow_run_id"], dt.date(2019, 3, 21))
+    tagged = training_facts(lake)
+
+    assert fresh == TrainingFacts(dt.datetime.now(zone).date(), 0)
+    assert tagged == TrainingFacts(dt.date(2019, 3, 21), 0)
+    assert has_champion(lake)
 
 
 def scored_rows(lake) -> dict[str, str]:
