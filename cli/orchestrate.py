@@ -15,7 +15,7 @@ FLOW_OPTIONS: dict[str, set[str]] = {
     "silver": {"reprocess_quarantine"},
     "gold": {"full_refresh"},
     "train": {"promote", "reproduce_run_id"},
-    "score": set(),
+    "score": {"rescore"},
     "daily": {"run_date", "landing", "reprocess_quarantine", "full_refresh", "promote"},
 }
 DAILY_OPTIONS = FLOW_OPTIONS["daily"] - {"run_date"}
@@ -35,6 +35,10 @@ def add_flow_options(parser: argparse.ArgumentParser, names: set[str]) -> None:
         parser.add_argument("--full-refresh", action="store_true", default=None)
     if "promote" in names:
         parser.add_argument("--promote", action=argparse.BooleanOptionalAction, default=None)
+    if "rescore" in names:
+        parser.add_argument(
+            "--rescore", action="store_true", default=None, help="re-predict every trip with the current champion"
+        )
     if "reproduce_run_id" in names:
         parser.add_argument("--reproduce-run-id", help="retrain on the data versions of this MLflow run")
     parser.add_argument("--lake-root", help="lake root for this run (default: lake.root)")

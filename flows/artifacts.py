@@ -6,6 +6,7 @@ from typing import Any
 
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
+from flows.policy import IngestFailed
 from pipelines.common import ExpectationFailed, StageResult
 
 WEB_SCHEMES = ("http://", "https://")
@@ -60,15 +61,36 @@ def model_markdown(result: StageResult) -> str:
     return "\n".join(lines)
 
 
+def ingest_markdown(result: StageResult) -> str:
+    """The files ingest could not land, with the reason for each."""
+    failed = [entry for entry in result.details.get("files") or [] if entry.get("status") == "failed"]
+    if not failed:
+        return ""
+    lines = ["", "| file not ingested | reason |", "|---|---|"]
+    lines += [f"| {entry['source_file']} | {entry.get('reason') or 'failed'} |" for entry in failed]
+    return "\n".join(lines)
+
+
 def stage_markdown(result: StageResult) -> str:
-    """The stage's own summary plus what matters for it: quarantine per rule, model metrics and MLflow run."""
-    return result.summary_markdown() + quarantine_markdown(result) + model_markdown(result)
+    """The stage's own summary plus what matters for it: failed files, quarantine per rule, model and MLflow run."""
+    if result.status == "skipped":
+        return f"### {result.stage}: skipped\n\n{result.details.get('reason', '')}"
+    reason = result.details.get("train_reason")
+    why = f"\n\nTrained because: {reason}." if reason else ""
+    return (
+        result.summary_markdown() + ingest_markdown(result) + quarantine_markdown(result) + model_markdown(result) + why
+    )
 
 
 def failure_markdown(stage: str, error: BaseException, not_run: list[str] | None = None) -> str:
     """Names the rule (or error) that stopped the stage, and the stages that did not run because of it."""
     if isinstance(error, ExpectationFailed):
         headline = f"**{stage} failed: expectation `{error.rule}` (action: fail) failed on {error.failed:,} row(s).**"
+    elif isinstance(error, IngestFailed):
+        files = "\n".join(f"- {problem}" for problem in error.problems)
+        headline = (
+            f"**{stage} {error.status}: file(s) not ingested (orchestration.on_ingest_failure: fail).**\n\n{files}"
+        )
     else:
         headline = f"**{stage} failed: {type(error).__name__}: {error}**"
     skipped = f"Not run: {', '.join(not_run)}." if not_run else "The flow run stops here; no later stage runs."
@@ -102,6 +124,11 @@ def publish_stage(result: StageResult) -> None:
     url = web_link(result.details)
     if url and result.details.get("mlflow_run_id"):
         create_link_artifact(url, link_text=f"MLflow run {result.details.get('mlflow_run_id', '')}", key="mlflow-run")
+
+
+def publish_skipped(result: StageResult) -> None:
+    reason = str(result.details.get("reason", ""))
+    create_markdown_artifact(stage_markdown(result), key=summary_key(result.stage), description=reason)
 
 
 def publish_failure(stage: str, error: BaseException) -> None:

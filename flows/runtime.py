@@ -1,4 +1,8 @@
-"""What one flow run shares: its Lake (hence one SparkSession), its run date and the folder it ingests from."""
+"""What one flow run shares: its Lake (hence one SparkSession), its run date and the folder it ingests from.
+
+`open_lake` is also the CLI's: this module imports Prefect only inside the functions that need it, so that every
+`lake` command can use it without paying for Prefect's import.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from zoneinfo import ZoneInfo
-
-from prefect.runtime import flow_run
-from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
 from lake import Conf, Lake, load_conf
 from lake.errors import MissingInputError
@@ -20,7 +21,8 @@ EPHEMERAL_STARTUP_SECONDS = 180
 
 
 def open_lake(env: str | None = None, lake_root: str | None = None) -> Lake:
-    """The run's Lake; its SparkSession starts on first use and is shared by every task of the run."""
+    """The Lake of a flow run or a `lake` command: conf env (default LAKE_ENV), optionally another lake root.
+    Its SparkSession starts on first use and is shared by every task of the run."""
     overrides = {"lake.root": lake_root} if lake_root else None
     return Lake(load_conf(env, overrides))
 
@@ -29,6 +31,8 @@ def resolve_run_date(run_date: date | None, conf: Conf) -> date:
     """The given date, else the date the run was scheduled for in orchestration.timezone (today for ad-hoc runs)."""
     if run_date is not None:
         return run_date
+    from prefect.runtime import flow_run
+
     zone = ZoneInfo(conf.get("orchestration.timezone") or DEFAULT_TIMEZONE)
     return flow_run.scheduled_start_time.astimezone(zone).date()
 
@@ -55,6 +59,8 @@ def landing_source(conf: Conf, run_date: date, landing: str | None = None) -> st
 def patient_ephemeral_api() -> Iterator[None]:
     """Without a configured server, Prefect starts a temporary API for the run and gives it 20 s, which a small
     machine busy with Spark exceeds: allow EPHEMERAL_STARTUP_SECONDS unless the user set the timeout."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
     if PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.name in os.environ:
         yield
         return

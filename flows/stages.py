@@ -46,6 +46,6 @@ def train(
 
 
 @flow(name="score")
-def score(env: str | None = None, lake_root: str | None = None) -> dict[str, Any]:
-    """Scores gold.trip_features with the promoted model."""
-    return score_task(open_lake(env, lake_root)).to_dict()
+def score(rescore: bool = False, env: str | None = None, lake_root: str | None = None) -> dict[str, Any]:
+    """Scores the trips of gold.trip_features not scored yet with the champion; rescore re-predicts every trip."""
+    return score_task(open_lake(env, lake_root), rescore).to_dict()

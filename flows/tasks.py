@@ -8,6 +8,7 @@ Delta versions), never DataFrames.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -73,17 +74,16 @@ def gold_task(lake: Lake, full_refresh: bool = False) -> StageResult:
 
 def with_mlflow_ui_link(lake: Lake, result: StageResult) -> StageResult:
     """A local tracking store has no web address: adds the run's page in the MLflow UI (orchestration.mlflow_ui_url,
-    served by `make mlflow-ui` over the same store) as details["mlflow_ui_url"]."""
+    served by `make mlflow-ui` over the same store) as details["mlflow_ui_url"], built by Tracking.run_url."""
     ui_url = lake.conf.get("orchestration.mlflow_ui_url")
     run_id = result.details.get("mlflow_run_id")
     if not ui_url or not run_id or web_link(result.details):
         return result
-    from mlflow.tracking import MlflowClient
+    from pipelines.train.tracking import open_tracking
 
-    from pipelines.train.tracking import tracking_uri
-
-    experiment_id = MlflowClient(tracking_uri(lake)).get_run(run_id).info.experiment_id
-    result.details["mlflow_ui_url"] = f"{str(ui_url).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    # The UI serves the same store: the run's address is the tracking store's run URL with the UI as its server.
+    ui = replace(open_tracking(lake), uri=str(ui_url))
+    result.details["mlflow_ui_url"] = ui.run_url(run_id)
     return result
 
 
@@ -99,11 +99,12 @@ def train_task(lake: Lake, promote: bool = False, reproduce_run_id: str | None =
 
 
 @task(name="score", cache_policy=NO_CACHE)
-def score_task(lake: Lake) -> StageResult:
-    """Scores gold.trip_features with the promoted model into gold.trip_predictions."""
+def score_task(lake: Lake, rescore: bool = False) -> StageResult:
+    """Scores the trips of gold.trip_features added since the last run (all of them with rescore) with the
+    champion model into gold.trip_predictions."""
     from pipelines.score import run_score
 
-    return run_stage("score", lambda: run_score(lake))
+    return run_stage("score", lambda: run_score(lake, rescore=rescore))
 
 
 def ingest_with_retries(conf: Conf) -> Task:

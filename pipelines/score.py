@@ -1,17 +1,29 @@
-"""Batch inference: the registry's champion model predicts the duration of every trip not scored yet."""
+"""Batch inference: the registry's champion predicts the duration of the trips added since the last scoring run.
+
+What a run reads follows new data: the days of gold.trip_features written after the `score` watermark (its change
+data feed), and within them only the trips without a prediction yet. A trip is scored once, by the champion of
+that moment: a new champion scores the new trips only, unless `rescore` asks to re-predict every trip. Writes are
+a MERGE by trip_key (insert if absent; update too when rescoring), committed before the watermark moves, so a
+rerun after a crash anywhere in between scores each trip exactly once.
+"""
 
 from __future__ import annotations
 
+from datetime import date
+
 import mlflow
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake import Lake
 from lake.catalog import schema_of
 from pipelines.common import StageError, StageResult, new_run_id
 from pipelines.train.evaluate import clipped_prediction
-from pipelines.train.tracking import CHAMPION, champion_uri, champion_version, open_tracking
+from pipelines.train.tracking import CHAMPION, Tracking, champion_uri, champion_version, open_tracking
 
 STAGE = "score"
+CONSUMER = "score"
 FEATURES_TABLE = "gold.trip_features"
 PREDICTIONS_TABLE = "gold.trip_predictions"
 
@@ -19,8 +31,57 @@ PREDICTIONS_TABLE = "gold.trip_predictions"
 TRIP_PREDICTIONS = schema_of("gold.trip_predictions")
 
 
-def run_score(lake: Lake, run_id: str | None = None) -> StageResult:
-    """Appends predictions of the champion model for the trips of gold.trip_features that have none yet."""
+def day_predicate(days: set[date], alias: str = "") -> str:
+    literals = ", ".join(f"DATE'{day.isoformat()}'" for day in sorted(days))
+    return f"{alias}pickup_date IN ({literals})"
+
+
+def days_to_score(lake: Lake, current: int, rescore: bool) -> tuple[set[date] | None, str]:
+    """The pickup days whose features changed after the watermark (None: every day), and why."""
+    watermark = lake.watermark(CONSUMER, FEATURES_TABLE)
+    if rescore:
+        return None, "rescore requested: every trip, with the current champion"
+    if watermark is None:
+        return None, "first run"
+    if watermark > current:
+        return None, f"{FEATURES_TABLE} is at version {current}, behind the watermark {watermark} (table recreated)"
+    if watermark == current:
+        return set(), f"{FEATURES_TABLE} unchanged since version {watermark}"
+    try:
+        changed = lake.read_changes(FEATURES_TABLE, watermark, current)
+        days = {row[0] for row in changed.select("pickup_date").distinct().collect() if row[0] is not None}
+    except AnalysisException:  # change files vacuumed, or the feed was off for some versions
+        return None, "change feed unavailable: every day checked"
+    return days, f"{FEATURES_TABLE} versions {watermark + 1}..{current}"
+
+
+def unscored(lake: Lake, features: DataFrame, days: set[date] | None) -> DataFrame:
+    """The trips of features (already limited to days) without a prediction; the anti-join reads those days only."""
+    if not lake.exists(PREDICTIONS_TABLE):
+        return features
+    scored = lake.read(PREDICTIONS_TABLE)
+    if days is not None:
+        scored = scored.where(day_predicate(days))
+    return features.join(scored.select("trip_key"), on="trip_key", how="left_anti")
+
+
+def predict(tracking: Tracking, version: str, trips: DataFrame, run_id: str) -> DataFrame:
+    model = mlflow.spark.load_model(champion_uri(tracking))
+    return model.transform(trips).select(
+        "trip_key",
+        "pickup_ts",
+        clipped_prediction().alias("predicted_duration_min"),
+        F.lit(tracking.model_name).alias("model_name"),
+        F.lit(version).alias("model_version"),
+        F.current_timestamp().alias("scored_at"),
+        F.lit(run_id).alias("_run_id"),
+        "pickup_date",
+    )
+
+
+def run_score(lake: Lake, run_id: str | None = None, rescore: bool = False) -> StageResult:
+    """Merges the champion's predictions for the trips of gold.trip_features added since the last run (every trip
+    with rescore) into gold.trip_predictions, then moves the `score` watermark."""
     run_id = run_id or new_run_id(STAGE)
     tracking = open_tracking(lake)
     champion = champion_version(tracking)
@@ -28,36 +89,39 @@ def run_score(lake: Lake, run_id: str | None = None) -> StageResult:
         raise StageError(
             f"no '{CHAMPION}' version of model {tracking.model_name} in {tracking.uri}: run `lake train` first"
         )
-    features = lake.read(FEATURES_TABLE, version=lake.version(FEATURES_TABLE))
-    if lake.exists(PREDICTIONS_TABLE):
-        features = features.join(lake.read(PREDICTIONS_TABLE).select("trip_key"), on="trip_key", how="left_anti")
-    pending = features.persist()
-    try:
-        candidates = pending.count()
-        version = lake.version(PREDICTIONS_TABLE)
-        if candidates:
-            model = mlflow.spark.load_model(champion_uri(tracking))
-            predictions = model.transform(pending).select(
-                "trip_key",
-                "pickup_ts",
-                clipped_prediction().alias("predicted_duration_min"),
-                F.lit(tracking.model_name).alias("model_name"),
-                F.lit(str(champion.version)).alias("model_version"),
-                F.current_timestamp().alias("scored_at"),
-                F.lit(run_id).alias("_run_id"),
-                "pickup_date",
-            )
-            version = lake.append(PREDICTIONS_TABLE, predictions, user_metadata=run_id)
-    finally:
-        pending.unpersist()
+    lake.read(FEATURES_TABLE)  # a missing table fails here, naming it
+    current = lake.version(FEATURES_TABLE)
+    days, reason = days_to_score(lake, current, rescore)
+    version = lake.version(PREDICTIONS_TABLE)
+    candidates = 0
+    if days is None or days:
+        features = lake.read(FEATURES_TABLE, version=current)
+        if days is not None:
+            features = features.where(day_predicate(days))
+        pending = (features if rescore else unscored(lake, features, days)).persist()
+        try:
+            candidates = pending.count()
+            if candidates:
+                predictions = predict(tracking, str(champion.version), pending, run_id)
+                target = day_predicate(days, "t.") if days is not None else None
+                merged = lake.merge(
+                    PREDICTIONS_TABLE, predictions, ["trip_key"], update_matched=rescore, target_filter=target
+                )
+                version = merged["version"]
+        finally:
+            pending.unpersist()
+    lake.set_watermark(CONSUMER, FEATURES_TABLE, current)
+    counts = {"scored": candidates} if days is None else {"scored": candidates, "days_read": len(days)}
     return StageResult(
         STAGE,
         run_id,
-        counts={"scored": candidates},
-        versions={PREDICTIONS_TABLE: version},
+        counts=counts,
+        versions={FEATURES_TABLE: current, PREDICTIONS_TABLE: version},
         details={
             "model_name": tracking.model_name,
             "model_version": str(champion.version),
             "model_run_id": champion.run_id,
+            "mode": "rescore" if rescore else ("full" if days is None else "incremental"),
+            "reason": reason,
         },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import types
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from uuid import UUID
 
@@ -20,10 +20,20 @@ from flows import runtime
 from flows.artifacts import mlflow_link, model_markdown
 from flows.backfill import backfill_on_server, run_dates
 from flows.daily import daily
+from flows.policy import TrainingFacts, ingest_failure, on_ingest_failure, retrain_policy, should_retrain
 from flows.serve import deployments, serve_all
 from flows.stages import silver, train
-from flows.tasks import gold_task, ingest_with_retries, is_transient, retry_on_io_error, score_task, silver_task
+from flows.tasks import (
+    gold_task,
+    ingest_with_retries,
+    is_transient,
+    retry_on_io_error,
+    score_task,
+    silver_task,
+    with_mlflow_ui_link,
+)
 from lake import Lake, load_conf
+from lake.errors import ConfigError, SetupError
 from pipelines.common import ExpectationFailed, StageResult
 
 RUN_DATE = date(2019, 1, 15)
@@ -58,13 +68,14 @@ class StageRecorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Lake, tuple, dict]] = []
         self.errors: dict[str, list[BaseException]] = {}
+        self.results: dict[str, StageResult] = {}
 
     def runner(self, stage: str):
         def run(lake: Lake, *args, **kwargs) -> StageResult:
             self.calls.append((stage, lake, args, kwargs))
             if self.errors.get(stage):
                 raise self.errors[stage].pop(0)
-            return stage_result(stage)
+            return self.results.get(stage) or stage_result(stage)
 
         return run
 
@@ -82,6 +93,15 @@ def prefect_api():
         yield
 
 
+class ModelFacts:
+    """Stands in for what the daily flow asks MLflow: the last training and whether a champion exists."""
+
+    def __init__(self) -> None:
+        self.training = TrainingFacts(last_trained=None, new_rows=None)
+        self.champion = True
+        self.tagged: list[tuple[str, date]] = []
+
+
 @pytest.fixture
 def stages(monkeypatch) -> StageRecorder:
     recorder = StageRecorder()
@@ -90,6 +110,29 @@ def stages(monkeypatch) -> StageRecorder:
         setattr(module, function, recorder.runner(stage))
         monkeypatch.setitem(sys.modules, module_name, module)
     return recorder
+
+
+@pytest.fixture(autouse=True)
+def model_facts(monkeypatch) -> ModelFacts:
+    facts = ModelFacts()
+    monkeypatch.setattr(daily_module, "training_facts", lambda lake: facts.training)
+    monkeypatch.setattr(daily_module, "has_champion", lambda lake: facts.champion)
+    monkeypatch.setattr(daily_module, "tag_training_run", lambda lake, run_id, day: facts.tagged.append((run_id, day)))
+    return facts
+
+
+def with_conf(monkeypatch, params: dict, **settings) -> None:
+    """The daily flow's Lake with these orchestration.* settings."""
+    overrides = {"lake.root": params["lake_root"], **{f"orchestration.{k}": v for k, v in settings.items()}}
+    monkeypatch.setattr(daily_module, "open_lake", lambda env, lake_root: Lake(load_conf(env, overrides)))
+
+
+def ingest_result(status: str, failed: dict[str, str], ingested: int = 1) -> StageResult:
+    """An ingest result as run_ingest builds it: one `files` entry per file, counts, the run's status."""
+    files = [{"source_file": f"ok-{n}.csv", "status": "ingested", "reason": None} for n in range(ingested)]
+    files += [{"source_file": name, "status": "failed", "reason": reason} for name, reason in failed.items()]
+    counts = {"files": len(files), "ingested_files": ingested, "failed_files": len(failed), "rows": 10 * ingested}
+    return StageResult("ingest", "ingest-run", status=status, counts=counts, details={"files": files})
 
 
 @pytest.fixture
@@ -243,7 +286,7 @@ def test_a_scheduled_run_date_is_the_scheduled_day_in_the_configured_timezone(
     monkeypatch, scheduled_utc_hour, expected_day
 ):
     scheduled = datetime(2019, 1, 15, scheduled_utc_hour, tzinfo=timezone.utc)
-    monkeypatch.setattr(runtime, "flow_run", types.SimpleNamespace(scheduled_start_time=scheduled))
+    monkeypatch.setattr("prefect.runtime.flow_run", types.SimpleNamespace(scheduled_start_time=scheduled))
     conf = load_conf("test", {"orchestration.timezone": "America/New_York"})
 
     assert runtime.resolve_run_date(None, conf) == date(2019, 1, expected_day)
@@ -329,5 +372,144 @@ def test_model_summary_says_promoted_only_for_training():
 
 
 def test_serving_needs_a_prefect_server():
-    with temporary_settings(updates={PREFECT_API_URL: ""}), pytest.raises(ValueError, match="PREFECT_API_URL"):
+    with temporary_settings(updates={PREFECT_API_URL: ""}), pytest.raises(SetupError, match="PREFECT_API_URL"):
         serve_all("test")
+
+
+BROKEN = {"/landing/yellow_tripdata_2019-02.csv": "empty file (0 bytes)", "/landing/bad.parquet": "unreadable parquet"}
+
+
+@pytest.mark.parametrize("status", ["failed", "partial"])
+def test_a_failed_ingest_fails_the_run_naming_the_files_and_nothing_trains(stages, params, status):
+    stages.results["ingest"] = ingest_result(status, BROKEN, ingested=0 if status == "failed" else 2)
+
+    state = daily(run_date=RUN_DATE, **params, return_state=True)
+
+    assert state.is_failed()
+    for name, reason in BROKEN.items():
+        assert f"{name}: {reason}" in state.message
+    assert stages.order() == ["ingest"]
+    artifacts = artifacts_of(state.state_details.flow_run_id)
+    summary = artifacts["daily-summary"]
+    assert f"ingest {status}" in summary and "Not run: silver, gold, train, score." in summary
+    for name, reason in BROKEN.items():
+        assert f"- {name}: {reason}" in summary
+        assert f"| {name} | {reason} |" in artifacts["ingest-summary"]
+
+
+def test_continue_after_a_failed_ingest_runs_the_rest_but_never_trains(stages, params, monkeypatch, model_facts):
+    with_conf(monkeypatch, params, on_ingest_failure="continue", retrain="daily")
+    stages.results["ingest"] = ingest_result("partial", BROKEN)
+
+    state = daily(run_date=RUN_DATE, **params, return_state=True)
+
+    assert state.is_completed()
+    assert stages.order() == ["ingest", "silver", "gold", "score"]
+    results = {r["stage"]: r for r in state.result()}
+    assert results["train"]["status"] == "skipped" and "failed ingest" in results["train"]["details"]["reason"]
+    assert model_facts.tagged == []
+    artifacts = artifacts_of(state.state_details.flow_run_id)
+    assert "| train | skipped |" in artifacts["daily-summary"]
+    assert "train: skipped" in artifacts["train-summary"] and "failed ingest" in artifacts["train-summary"]
+    assert "bad.parquet" in artifacts["train-summary"]
+
+
+def test_a_clean_ingest_is_not_a_failure():
+    assert ingest_failure(ingest_result("success", {})) is None
+    problem = ingest_failure(ingest_result("partial", BROKEN, ingested=3))
+    assert problem.problems == [f"{name}: {reason}" for name, reason in BROKEN.items()]
+    assert "2 of 5 file(s)" in str(problem)
+
+
+LAST = date(2019, 1, 10)
+
+
+@pytest.mark.parametrize(
+    ("policy", "last_trained", "new_rows", "run_date", "trains"),
+    [
+        ("never", None, None, RUN_DATE, False),
+        ("never", LAST, 10**6, RUN_DATE, False),
+        ("daily", LAST, 0, date(2019, 1, 11), True),
+        ("weekly", None, None, RUN_DATE, True),
+        ("weekly", LAST, 500, date(2019, 1, 16), False),
+        ("weekly", LAST, 500, date(2019, 1, 17), True),
+        ("weekly", LAST, 0, date(2019, 1, 20), False),
+        ("weekly", LAST, 500, date(2019, 1, 3), False),
+        ("when_new_rows", LAST, 999, RUN_DATE, False),
+        ("when_new_rows", LAST, 1000, RUN_DATE, True),
+        ("when_new_rows", LAST, None, RUN_DATE, True),
+        ("when_new_rows", None, None, RUN_DATE, True),
+    ],
+)
+def test_retrain_policy(policy, last_trained, new_rows, run_date, trains):
+    decision = should_retrain(policy, 1000, run_date, TrainingFacts(last_trained, new_rows))
+    assert decision.run is trains
+    assert decision.reason
+
+
+def test_orchestration_defaults_and_bad_values():
+    conf = load_conf("test")
+    assert retrain_policy(conf)[0] in ("weekly", "when_new_rows") and on_ingest_failure(conf) == "fail"
+    with pytest.raises(ConfigError, match="orchestration.retrain must be one of"):
+        retrain_policy(load_conf("test", {"orchestration.retrain": "hourly"}))
+    with pytest.raises(ConfigError, match="on_ingest_failure"):
+        on_ingest_failure(load_conf("test", {"orchestration.on_ingest_failure": "ignore"}))
+
+
+def test_daily_skips_training_as_the_policy_says_and_scores_with_the_champion(stages, params, model_facts):
+    model_facts.training = TrainingFacts(last_trained=RUN_DATE - timedelta(days=2), new_rows=5000)
+
+    state = daily(run_date=RUN_DATE, **params, return_state=True)
+
+    assert state.is_completed()
+    assert stages.order() == ["ingest", "silver", "gold", "score"]
+    artifacts = artifacts_of(state.state_details.flow_run_id)
+    assert "| train | skipped |" in artifacts["daily-summary"] and "weekly" in artifacts["train-summary"]
+
+
+def test_daily_trains_when_due_tags_the_run_date_and_skips_score_without_a_champion(stages, params, model_facts):
+    model_facts.champion = False
+
+    state = daily(run_date=RUN_DATE, **params, return_state=True)
+
+    assert state.is_completed()
+    assert stages.order() == ["ingest", "silver", "gold", "train"]
+    assert model_facts.tagged == [("abc123", RUN_DATE)]
+    artifacts = artifacts_of(state.state_details.flow_run_id)
+    assert "Trained because: no model trained yet." in artifacts["daily-summary"]
+    assert "score: skipped" in artifacts["score-summary"] and "no champion" in artifacts["score-summary"]
+
+
+def test_the_mlflow_ui_link_is_the_tracking_run_url_on_the_ui(monkeypatch, tmp_path):
+    from pipelines.train import tracking
+
+    lake = Lake(load_conf("test", {"lake.root": str(tmp_path / "lake")}))
+    store = tracking.Tracking("sqlite:///x/mlflow.db", "7", "trip_duration", client=None)
+    monkeypatch.setattr(tracking, "open_tracking", lambda lake: store)
+    local = StageResult("train", "t", details={"mlflow_run_id": "r1", "mlflow_run_url": store.run_url("r1")})
+
+    linked = with_mlflow_ui_link(lake, local)
+
+    ui = lake.conf.get("orchestration.mlflow_ui_url")
+    assert linked.details["mlflow_ui_url"] == f"{ui}/#/experiments/7/runs/r1"
+    served = StageResult("train", "t", details={"mlflow_run_id": "r1", "mlflow_run_url": MLFLOW_URL})
+    assert "mlflow_ui_url" not in with_mlflow_ui_link(lake, served).details
+
+
+def test_daily_reports_progress_per_stage(stages, params, monkeypatch, model_facts):
+    lines: list[str] = []
+    logger = types.SimpleNamespace(info=lambda message, *args: lines.append(message % args))
+    monkeypatch.setattr(daily_module, "get_run_logger", lambda: logger)
+    model_facts.champion = False
+
+    daily(run_date=RUN_DATE, **params)
+
+    progress = [line for line in lines if line.startswith("[")]
+    assert [line.split()[:2] for line in progress[:8:2]] == [
+        ["[1/5]", "ingest"],
+        ["[2/5]", "silver"],
+        ["[3/5]", "gold"],
+        ["[4/5]", "train"],
+    ]
+    assert "silver_rows 10" in progress[3] and progress[3].startswith("[2/5] silver success in")
+    assert progress[-1].startswith("[5/5] score skipped: no champion")

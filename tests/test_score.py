@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 from pyspark.sql import functions as F
 from test_train_support import make_lake, synthetic_features, write_params
 
+from flows.policy import TrainingFacts, has_champion, tag_training_run, training_facts
 from pipelines.common import StageError
 from pipelines.score import PREDICTIONS_TABLE, TRIP_PREDICTIONS, run_score
 from pipelines.train import run_train
@@ -26,7 +28,27 @@ def champion_lake(spark, tmp_path_factory):
     return lake, trained
 
 
-def test_scoring_predicts_every_trip_once_and_then_only_new_trips(champion_lake):
+def test_the_daily_flow_reads_the_last_training_from_mlflow(champion_lake):
+    lake, trained = champion_lake
+    zone = ZoneInfo(lake.conf.get("orchestration.timezone"))
+
+    fresh = training_facts(lake)
+    tag_training_run(lake, trained.details["mlflow_run_id"], dt.date(2019, 3, 21))
+    tagged = training_facts(lake)
+
+    assert fresh == TrainingFacts(dt.datetime.now(zone).date(), 0)
+    assert tagged == TrainingFacts(dt.date(2019, 3, 21), 0)
+    assert has_champion(lake)
+
+
+def scored_rows(lake) -> dict[str, str]:
+    """trip_key -> the scoring run that predicted it."""
+    return {
+        row["trip_key"]: row["_run_id"] for row in lake.read(PREDICTIONS_TABLE).select("trip_key", "_run_id").collect()
+    }
+
+
+def test_scoring_predicts_every_trip_once_and_then_reads_only_new_trips(champion_lake):
     lake, trained = champion_lake
     trips = lake.read(FEATURES_TABLE).count()
 
@@ -37,6 +59,8 @@ def test_scoring_predicts_every_trip_once_and_then_only_new_trips(champion_lake)
 
     predictions = lake.read(PREDICTIONS_TABLE)
     assert (first.counts["scored"], again.counts["scored"], new.counts["scored"]) == (trips, 0, 30)
+    assert (first.details["mode"], again.counts["days_read"], new.counts["days_read"]) == ("full", 0, 2)
+    assert new.details["reason"].startswith(f"{FEATURES_TABLE} versions")
     assert predictions.count() == trips + 30 == predictions.select("trip_key").distinct().count()
     assert predictions.join(lake.read(FEATURES_TABLE), on="trip_key", how="left_anti").count() == 0
     assert [(f.name, f.dataType) for f in predictions.schema] == [(f.name, f.dataType) for f in TRIP_PREDICTIONS]
@@ -47,6 +71,29 @@ def test_scoring_predicts_every_trip_once_and_then_only_new_trips(champion_lake)
     assert (
         predictions.where(F.col("predicted_duration_min").isNull() | (F.col("predicted_duration_min") < 0)).count() == 0
     )
+
+
+def test_rewritten_days_and_a_lost_watermark_score_nothing_twice_and_rescore_redoes_all(champion_lake):
+    lake, _ = champion_lake
+    if not lake.exists(PREDICTIONS_TABLE):
+        run_score(lake)
+    before = scored_rows(lake)
+    # gold recomputes a day with replaceWhere: its trips come back through the change feed, already scored
+    day = START + dt.timedelta(days=3)
+    rewritten = lake.read(FEATURES_TABLE).where(F.col("pickup_date") == F.lit(day))
+    lake.overwrite(FEATURES_TABLE, rewritten.localCheckpoint(), replace_where=f"pickup_date = DATE'{day}'")
+    recomputed = run_score(lake)
+    # a crash after the predictions commit and before the watermark moved: the next run reads the same changes
+    lake.set_watermark("score", FEATURES_TABLE, lake.version(FEATURES_TABLE) - 1)
+    after_crash = run_score(lake)
+
+    assert (recomputed.counts, after_crash.counts) == ({"scored": 0, "days_read": 1}, {"scored": 0, "days_read": 1})
+    assert scored_rows(lake) == before
+
+    rescored = run_score(lake, rescore=True)
+
+    assert rescored.counts["scored"] == len(before) == lake.read(FEATURES_TABLE).count()
+    assert set(scored_rows(lake)) == set(before) and set(scored_rows(lake).values()) == {rescored.run_id}
 
 
 def test_scoring_without_a_champion_says_so(spark, tmp_path):
