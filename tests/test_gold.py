@@ -244,7 +244,7 @@ def test_zone_trips_prev_hour_counts_strictly_earlier_pickups_of_the_hour_before
     everything = {
         row.trip_key: row.pickup_zone_trips_prev_hour for row in with_zone_trips_prev_hour(trips, None).collect()
     }
-    assert everything == {**counts, "late_yesterday": 0, "too_early": 0}
+    assert everything == {**counts, "late_yesterday": 1, "too_early": 0}  # 22:59:59 is in [22:30, 23:30)
 
 
 @pytest.mark.parametrize(
@@ -360,7 +360,7 @@ def test_one_new_day_reads_only_the_silver_days_it_needs_and_no_gold_table(lake,
     # Jan 11 needs Jan 9..11; Jan 12 and 13 (in its window) need Jan 10..13. Nothing else may be read.
     aside = tmp_path / "aside"
     aside.mkdir()
-    moved = _move_data_files(lake.path("silver.trips"), {"2019-01-09", "2019-01-10"}, aside)
+    moved = _move_data_files(lake.path("silver.trips"), {"2019-01-09", "2019-01-10", "2019-01-11"}, aside)
     for table in GOLD:
         moved += _move_data_files(lake.path(table), set(), aside)
     try:

@@ -73,11 +73,13 @@ def build_gold(
     holidays: Iterable[date] = (),
     relative_accuracy: float = sketch.DEFAULT_RELATIVE_ACCURACY,
     hour_bucket_hours: int = DEFAULT_HOUR_BUCKET_HOURS,
+    cache: list[DataFrame] | None = None,
 ) -> dict[str, DataFrame]:
     """The gold tables' rows for `days` (None: every day), computed from silver rows (without a pickup day excluded).
 
     `silver` must hold the recomputed days and the `window_days` before each (more is filtered out here).
-    silver_days, when given, limits the recomputed days to days silver has.
+    silver_days, when given, limits the recomputed days to days silver has. cache: a list to which the intermediate
+    frames that several tables read are added, persisted (the caller unpersists them after writing).
     """
     if days is not None and silver_days is not None:
         days = set(days) & set(silver_days)
@@ -87,6 +89,9 @@ def build_gold(
     trips = with_zone_trips_prev_hour(silver, days)
     stats = pair_stats(silver, days, window_days, relative_accuracy)
     hour_stats = pair_hour_stats(silver, days, window_days, hour_bucket_hours, relative_accuracy)
+    if cache is not None:
+        trips, stats, hour_stats = (df.persist() for df in (trips, stats, hour_stats))
+        cache += [trips, stats, hour_stats]
     return {
         PAIR_STATS: stats,
         FEATURES: trip_features(trips, stats, sorted(holidays), hour_stats, hour_bucket_hours),
@@ -161,31 +166,33 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
 
     silver = lake.read(SILVER, version=current)
     incremental = touched is not None
+    days = read_days = None
     if incremental:
         days = affected_days(touched, None, window_days)
         read_days = needed_days(days, window_days)
-        silver = silver.where(F.col("pickup_date").isin(*sorted(read_days)))
-        span = (min(days), max(days)) if days else None
-        counts = {"days_recomputed": len(days), "silver_days_read": len(read_days)}
-    else:
-        days = read_days = None
-        low, high, n_days = silver.agg(
-            F.min("pickup_date"), F.max("pickup_date"), F.countDistinct("pickup_date")
-        ).first()
-        span = (low, high) if low is not None else None
-        counts = {"days_recomputed": int(n_days), "silver_days_read": int(n_days)}
-
-    if span is not None or not incremental:  # a full run over an empty silver empties gold
-        holidays = holidays_between(*span, extra_holidays) if span else []
-        silver = silver.persist()  # read by four tables' jobs: once from storage
-        try:
-            tables = build_gold(silver, days, None, window_days, holidays, accuracy, hours)
+        silver = silver.where(F.col("pickup_date").isin(*sorted(read_days)))  # partition pruning
+    silver = silver.persist()  # read by four tables' jobs: once from storage
+    cached = [silver]
+    try:
+        if incremental:
+            span = (min(days), max(days)) if days else None
+            counts = {"days_recomputed": len(days), "silver_days_read": len(read_days)}
+        else:
+            low, high, n_days = silver.agg(
+                F.min("pickup_date"), F.max("pickup_date"), F.countDistinct("pickup_date")
+            ).first()
+            span = (low, high) if low is not None else None
+            counts = {"days_recomputed": int(n_days), "silver_days_read": int(n_days)}
+        if span is not None or not incremental:  # a full run over an empty silver empties gold
+            holidays = holidays_between(*span, extra_holidays) if span else []
+            tables = build_gold(silver, days, None, window_days, holidays, accuracy, hours, cache=cached)
             for table, df in tables.items():
                 where = _day_predicate(DAY_COLUMN[table], days) if incremental else None
                 result.versions[table] = lake.overwrite(table, df.repartition(DAY_COLUMN[table]), replace_where=where)
                 counts[table] = _rows_written(lake, table)
-        finally:
-            silver.unpersist()
+    finally:
+        for df in cached:
+            df.unpersist()
     lake.set_watermark(CONSUMER, SILVER, current)
     result.counts = counts
     result.details = {
