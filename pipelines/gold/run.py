@@ -188,8 +188,10 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
             tables = build_gold(silver, days, None, window_days, holidays, accuracy, hours, cache=cached)
             for table, df in tables.items():
                 where = _day_predicate(DAY_COLUMN[table], days) if incremental else None
+                before = lake.version(table)
                 result.versions[table] = lake.overwrite(table, df.repartition(DAY_COLUMN[table]), replace_where=where)
-                counts[table] = _rows_written(lake, table)
+                # Delta records no commit for a write that adds and removes nothing: then nothing was written.
+                counts[table] = _rows_written(lake, table) if result.versions[table] != before else 0
     finally:
         for df in cached:
             df.unpersist()
