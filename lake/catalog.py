@@ -112,8 +112,11 @@ class Lake:
             raise TableMissingError(f"table {table} does not exist yet at {self.path(table)}; run its stage first")
         return delta.read(self.spark, self.path(table), version, timestamp)
 
-    def read_changes(self, table: str, after_version: int | None, up_to_version: int) -> DataFrame:
-        return delta.read_changes(self.spark, self.path(table), after_version, up_to_version)
+    def read_changes(
+        self, table: str, after_version: int | None, up_to_version: int, all_changes: bool = False
+    ) -> DataFrame:
+        """Changed rows after after_version (inserts and update post-images; all_changes adds deletes, pre-images)."""
+        return delta.read_changes(self.spark, self.path(table), after_version, up_to_version, all_changes)
 
     def conform(self, table: str, df: DataFrame) -> DataFrame:
         """df as the table's schema contract (conf/tables.yaml); every write goes through this."""

@@ -97,8 +97,13 @@ def merge(
     return last_commit(spark, path)
 
 
-def read_changes(spark: SparkSession, path: str, after_version: int | None, up_to_version: int) -> DataFrame:
-    """Rows inserted or updated after after_version up to up_to_version, from the change data feed."""
+def read_changes(
+    spark: SparkSession, path: str, after_version: int | None, up_to_version: int, all_changes: bool = False
+) -> DataFrame:
+    """Rows inserted or updated after after_version up to up_to_version, from the change data feed.
+
+    all_changes: also the deleted rows and the pre-update images (a consumer that recomputes what they touched).
+    """
     start = 0 if after_version is None else after_version + 1
     changes = (
         spark.read.format("delta")
@@ -107,7 +112,9 @@ def read_changes(spark: SparkSession, path: str, after_version: int | None, up_t
         .option("endingVersion", up_to_version)
         .load(path)
     )
-    return changes.where(F.col("_change_type").isin("insert", "update_postimage")).drop(*CDF_COLUMNS)
+    if not all_changes:
+        changes = changes.where(F.col("_change_type").isin("insert", "update_postimage"))
+    return changes.drop(*CDF_COLUMNS)
 
 
 def history(spark: SparkSession, path: str, limit: int | None = None) -> DataFrame:

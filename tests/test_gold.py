@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
+import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.gold import affected_days, build_gold, run_gold
 from pipelines.gold.analytics import hourly_demand, zone_daily
-from pipelines.gold.features import PAIR_STATS, pair_stats, trip_features
+from pipelines.gold.features import PAIR_STATS, pair_hour_stats, pair_stats, trip_features, with_zone_trips_prev_hour
+from pipelines.gold.holidays import holidays_between, us_federal_holidays
+from pipelines.gold.run import needed_days
 from pipelines.schemas import SILVER_TRIPS, TRIP_FEATURES
 
 # Real TLC zone ids: 1 Newark Airport (EWR), 132 JFK Airport, 230 Times Sq, 10 Baisley Park, 20 Belmont.
@@ -20,6 +26,7 @@ ZONES = {
     20: ("Belmont", "Bronx"),
 }
 GOLD = ["gold.pair_stats", "gold.trip_features", "gold.zone_daily", "gold.hourly_demand"]
+APPROX = 0.01  # gold.median_relative_accuracy: pair medians come from log-bucketed histograms
 
 
 def trip(key: str, pickup: str, pu: int | None = 10, do: int | None = 20, distance=1.0, duration=10.0, **extra) -> dict:
@@ -92,18 +99,37 @@ WINDOW_TRIPS = [
     trip("reverse_pair", "2019-01-09 10:00:00", pu=20, do=10, distance=7.0, duration=7.0),
     trip("unknown_zone", "2019-01-09 10:00:00", pu=None, do=20, distance=7.0, duration=7.0),
     trip("same_day", "2019-01-10 00:00:01", distance=500.0, duration=500.0),
+    trip("reverse_same_day", "2019-01-10 00:00:01", pu=20, do=10, distance=1.0, duration=1.0),
 ]
 
 
 def test_pair_stats_use_only_the_trailing_window_before_the_day(spark):
     trips = silver_frame(spark, WINDOW_TRIPS)
-    stats_dates = spark.createDataFrame([(date(2019, 1, 10),)], "stats_date date")
-    stats = pair_stats(trips, stats_dates, window_days=3)
+    stats = pair_stats(trips, {date(2019, 1, 10)}, window_days=3)
     assert columns_and_types(stats.schema) == columns_and_types(PAIR_STATS)
-    # (10, 20): distances 2, 4, 9 (null ignored) -> 4; durations 10, 20, 30, 40 -> 25 (exact, interpolated).
-    assert sorted_rows(stats) == sorted(
-        [(10, 20, 4, 4.0, 25.0, date(2019, 1, 10)), (20, 10, 1, 7.0, 7.0, date(2019, 1, 10))], key=repr
-    )
+    # (10, 20): distances 2, 4, 9 (null ignored) -> 4; durations 10, 20, 30, 40 -> 25 (interpolated), within 1%.
+    # (20, 10): one trip in the window. (20, 10) has a trip on Jan 10 too; (None, 20) never has a row.
+    rows = {(row.pickup_zone_id, row.dropoff_zone_id): row for row in stats.collect()}
+    assert sorted(rows) == [(10, 20), (20, 10)]
+    pair = rows[(10, 20)]
+    assert (pair.pair_trips, pair.stats_date) == (4, date(2019, 1, 10))
+    assert pair.pair_median_distance == pytest.approx(4.0, rel=APPROX)
+    assert pair.pair_median_duration == pytest.approx(25.0, rel=APPROX)
+    reverse = rows[(20, 10)]
+    assert reverse.pair_trips == 1 and reverse.pair_median_duration == pytest.approx(7.0, rel=APPROX)
+
+
+def test_pair_stats_medians_stay_within_the_relative_accuracy(spark):
+    # 41 trips of one pair on Jan 1, durations spread over three orders of magnitude, and a standing taxi (0).
+    durations = [0.0] + [0.5 * 1.37**k for k in range(40)]
+    trips = [trip(f"t{k}", "2019-01-01 12:00:00", duration=d, distance=d / 3) for k, d in enumerate(durations)]
+    trips.append(trip("probe", "2019-01-02 12:00:00"))
+    stats = pair_stats(silver_frame(spark, trips), {date(2019, 1, 2)}, window_days=1).first()
+    exact = sorted(durations)[20]
+    assert stats.pair_trips == 41
+    assert stats.pair_median_duration == pytest.approx(exact, rel=APPROX)
+    assert stats.pair_median_duration != exact  # approximate: a tautology check would not notice an exact fallback
+    assert stats.pair_median_distance == pytest.approx(exact / 3, rel=APPROX)
 
 
 def test_trip_features_see_the_pair_history_of_earlier_days_only(spark):
@@ -112,15 +138,15 @@ def test_trip_features_see_the_pair_history_of_earlier_days_only(spark):
     tables = build_gold(silver, days, days, window_days=3, holidays=[])
     features = {row.trip_key: row for row in tables["gold.trip_features"].collect()}
     same_day = features["same_day"]
-    assert (same_day.pair_trips, same_day.pair_median_distance, same_day.pair_median_duration) == (4, 4.0, 25.0)
+    assert same_day.pair_trips == 4
+    assert (same_day.pair_median_distance, same_day.pair_median_duration) == pytest.approx((4.0, 25.0), rel=APPROX)
     assert (same_day.trip_distance, same_day.duration_min) == (500.0, 500.0)  # label kept, not in its own history
     too_old = features["too_old"]
     assert (too_old.pair_trips, too_old.pair_median_distance, too_old.pair_median_duration) == (0, None, None)
     # Jan 9 sees Jan 6..8: the too_old trip (100) and first_in_window (2) -> 51; no_distance only counts.
     day_before = features["day_before_a"]
-    assert (day_before.pair_trips, day_before.pair_median_distance, day_before.pair_median_duration) == (
-        3, 51.0, 30.0
-    )  # fmt: skip
+    assert day_before.pair_trips == 3
+    assert (day_before.pair_median_distance, day_before.pair_median_duration) == pytest.approx((51.0, 30.0), rel=APPROX)
     assert features["unknown_zone"].pair_trips == 0
     assert len(features) == len(WINDOW_TRIPS)
 
@@ -170,40 +196,201 @@ def test_hourly_demand_counts_trips_per_borough_and_hour(spark):
     )
 
 
+def test_pair_hour_median_uses_the_same_hour_bucket_of_the_window_only(spark):
+    trips = silver_frame(
+        spark,
+        [
+            trip("night_1", "2019-01-01 01:00:00", duration=5.0),  # bucket 0 (00-04)
+            trip("night_2", "2019-01-01 03:59:59", duration=7.0),
+            trip("rush", "2019-01-01 08:30:00", duration=40.0),  # bucket 2 (08-12)
+            trip("rush_other_pair", "2019-01-01 09:00:00", pu=20, do=10, duration=90.0),
+            trip("same_day_night", "2019-01-02 00:10:00", duration=500.0),  # its own day: not history
+            trip("probe_night", "2019-01-02 02:00:00", duration=1.0),
+            trip("probe_rush", "2019-01-02 11:00:00", duration=1.0),
+            trip("probe_evening", "2019-01-02 18:00:00", duration=1.0),  # no history in bucket 4
+        ],
+    )
+    days = {date(2019, 1, 2)}
+    features = trip_features(
+        trips.where("pickup_date = '2019-01-02'"),
+        pair_stats(trips, days, window_days=1),
+        holidays=[],
+        hour_stats=pair_hour_stats(trips, days, window_days=1, hours=4),
+    )
+    medians = {row.trip_key: row.pair_hour_median_duration for row in features.collect()}
+    assert medians["probe_night"] == pytest.approx(6.0, rel=APPROX)
+    assert medians["same_day_night"] == pytest.approx(6.0, rel=APPROX)
+    assert medians["probe_rush"] == pytest.approx(40.0, rel=APPROX)
+    assert medians["probe_evening"] is None
+
+
+def test_zone_trips_prev_hour_counts_strictly_earlier_pickups_of_the_hour_before(spark):
+    trips = silver_frame(
+        spark,
+        [
+            trip("late_yesterday", "2019-01-01 23:30:00", pu=230),
+            trip("too_early", "2019-01-01 22:59:59", pu=230),
+            trip("first", "2019-01-02 00:10:00", pu=230),  # sees late_yesterday only
+            trip("tie_a", "2019-01-02 00:20:00", pu=230),  # sees late_yesterday and first, not tie_b
+            trip("tie_b", "2019-01-02 00:20:00", pu=230),
+            trip("hour_edge", "2019-01-02 01:10:00", pu=230),  # [00:10, 01:10): first, tie_a, tie_b
+            trip("other_zone", "2019-01-02 00:30:00", pu=132),
+            trip("no_zone", "2019-01-02 00:30:00", pu=None),
+        ],
+    )
+    counted = with_zone_trips_prev_hour(trips, {date(2019, 1, 2)})
+    counts = {row.trip_key: row.pickup_zone_trips_prev_hour for row in counted.collect()}
+    assert counts == {"first": 1, "tie_a": 2, "tie_b": 2, "hour_edge": 3, "other_zone": 0, "no_zone": None}
+    everything = {
+        row.trip_key: row.pickup_zone_trips_prev_hour for row in with_zone_trips_prev_hour(trips, None).collect()
+    }
+    assert everything == {**counts, "late_yesterday": 1, "too_early": 0}  # 22:59:59 is in [22:30, 23:30)
+
+
+@pytest.mark.parametrize(
+    ("year", "expected"),
+    [
+        # 2019: Independence Day Thursday, Veterans Day Monday, nothing on a weekend but no Juneteenth yet.
+        (2019, ["01-01", "01-21", "02-18", "05-27", "07-04", "09-02", "10-14", "11-11", "11-28", "12-25"]),
+        # 2021: Juneteenth (Saturday) observed Friday 06-18, Independence Day (Sunday) observed Monday 07-05,
+        # Christmas (Saturday) observed Friday 12-24, and New Year 2022 (Saturday) observed Friday 2021-12-31.
+        (2021, ["01-01", "01-18", "02-15", "05-31", "06-18", "06-19", "07-04", "07-05", "09-06", "10-11",
+                "11-11", "11-25", "12-24", "12-25", "12-31"]),
+        # 2023: New Year and Christmas on Sundays observed Mondays 01-02 and 12-25 is a Monday itself.
+        (2023, ["01-01", "01-02", "01-16", "02-20", "05-29", "06-19", "07-04", "09-04", "10-09", "11-10",
+                "11-11", "11-23", "12-25"]),
+        (2024, ["01-01", "01-15", "02-19", "05-27", "06-19", "07-04", "09-02", "10-14", "11-11", "11-28", "12-25"]),
+    ],
+)  # fmt: skip
+def test_us_federal_holidays_for_any_year(year, expected):
+    days = holidays_between(date(year, 1, 1), date(year, 12, 31))
+    assert [day.strftime("%m-%d") for day in days] == expected
+
+
+def test_holidays_between_adds_extra_days_in_range_only():
+    extra = [date(2019, 3, 17), date(2020, 3, 17)]
+    assert holidays_between(date(2019, 3, 1), date(2019, 5, 31), extra) == [date(2019, 3, 17), date(2019, 5, 27)]
+    assert us_federal_holidays(2022)[date(2021, 12, 31)] == "New Year's Day (observed)"
+    assert date(2020, 6, 19) not in us_federal_holidays(2020)  # Juneteenth only from 2021
+
+
 def test_affected_days_are_the_touched_days_and_the_window_after_them():
     silver_days = {date(2019, 1, d) for d in (1, 2, 3, 4, 6)}
     assert affected_days({date(2019, 1, 2)}, silver_days, 2) == {date(2019, 1, d) for d in (2, 3, 4)}
     assert affected_days(set(), silver_days, 2) == set()
     # A touched day whose rows are all gone stays in, so its gold rows are removed.
     assert affected_days({date(2019, 1, 5)}, silver_days, 2) == {date(2019, 1, 5), date(2019, 1, 6)}
+    # Without silver's day list: every calendar day of the window after (nothing to read, nothing to keep there).
+    assert affected_days({date(2019, 1, 5)}, None, 2) == {date(2019, 1, d) for d in (5, 6, 7)}
+    assert needed_days({date(2019, 1, 5), date(2019, 1, 9)}, 2) == {date(2019, 1, d) for d in (3, 4, 5, 7, 8, 9)}
 
 
 def gold_snapshot(lake) -> dict[str, list[tuple]]:
     return {table: sorted_rows(lake.read(table)) for table in GOLD}
 
 
-def test_incremental_runs_equal_a_full_rebuild(lake):
-    lake = type(lake)(lake.conf.with_overrides({"gold.pair_window_days": 2}), lake.spark)
+def windowed_lake(lake, window_days: int = 2):
+    return type(lake)(lake.conf.with_overrides({"gold.pair_window_days": window_days}), lake.spark)
+
+
+def test_incremental_runs_follow_inserts_updates_and_deletes_and_equal_a_full_rebuild(lake):
+    lake = windowed_lake(lake)
     first = [trip(f"b1_{d}_{z}", f"2019-01-0{d} 0{z}:00:00", distance=float(d + z), duration=2.0 * d + z)
-             for d in (1, 2, 3, 4, 6) for z in (1, 2)]  # fmt: skip
+             for d in (1, 2, 3, 4, 6, 9) for z in (1, 2)]  # fmt: skip
     lake.append("silver.trips", silver_frame(lake.spark, first))
     initial = run_gold(lake)
     assert initial.details["mode"] == "full"
     assert initial.counts["gold.trip_features"] == len(first)
 
-    # Silver changes: a late trip of Jan 2 arrives, and every Jan 6 trip is deleted.
+    # Silver changes: a late trip of Jan 2 arrives, a Jan 4 trip is corrected, and every Jan 6 trip is deleted.
     late = [trip("b2_late", "2019-01-02 07:00:00", distance=50.0, duration=90.0, total_amount=99.0)]
     lake.append("silver.trips", silver_frame(lake.spark, late))
+    silver = DeltaTable.forPath(lake.spark, lake.path("silver.trips"))
+    silver.update("trip_key = 'b1_4_1'", {"duration_min": "77.0"})
     lake.overwrite("silver.trips", silver_frame(lake.spark, []), replace_where="pickup_date = '2019-01-06'")
     incremental = run_gold(lake)
     assert incremental.details["mode"] == "incremental"
-    # Jan 2 and the window of 2 days after it; Jan 6 because gold has it and silver no longer does.
-    assert incremental.details["days"] == ["2019-01-02", "2019-01-03", "2019-01-04", "2019-01-06"]
+    # Jan 2 and 4 (and 2 days after each), Jan 6 (all deleted) and the days after it, which silver lacks.
+    assert incremental.details["days"] == [f"2019-01-0{d}" for d in (2, 3, 4, 5, 6, 7, 8)]
     after_increment = gold_snapshot(lake)
     jan3 = [row for row in after_increment["gold.pair_stats"] if row[-1] == date(2019, 1, 3)]
-    assert jan3 == [(10, 20, 5, 3.0, 5.0, date(2019, 1, 3))]  # the late Jan 2 trip is in Jan 3's history
+    assert [(row[:3], row[-1]) for row in jan3] == [((10, 20, 5), date(2019, 1, 3))]  # the late Jan 2 trip counts
+    assert jan3[0][3:5] == pytest.approx((3.0, 5.0), rel=APPROX)
     assert not [row for row in after_increment["gold.trip_features"] if row[-1] == date(2019, 1, 6)]
+    features = {row.trip_key: row.duration_min for row in lake.read("gold.trip_features").collect()}
+    assert features["b1_4_1"] == 77.0
+
+    # A partial delete with no insert: one Jan 9 trip goes; Jan 9 and the 2 days after it are recomputed.
+    silver.delete("trip_key = 'b1_9_1'")
+    partial = run_gold(lake)
+    assert partial.details["days"] == ["2019-01-09", "2019-01-10", "2019-01-11"]
+    assert partial.counts["gold.trip_features"] == 1
+    after_delete = gold_snapshot(lake)
+    assert "b1_9_1" not in {row[0] for row in after_delete["gold.trip_features"]}
 
     assert run_gold(lake).details["mode"] == "up to date"
     assert run_gold(lake, full_refresh=True).details["mode"] == "full"
-    assert gold_snapshot(lake) == after_increment
+    assert gold_snapshot(lake) == after_delete
+
+
+def _move_data_files(table_path: str, keep: set[str], aside: Path) -> list[tuple[Path, Path]]:
+    """Moves a table's data files out of the way (except partitions named in keep): reading them would then fail."""
+    moved = []
+    for partition in Path(table_path).glob("*=*"):
+        if partition.name.split("=", 1)[1] in keep:
+            continue
+        for file in partition.glob("*.parquet"):
+            target = aside / f"{len(moved)}.parquet"
+            shutil.move(file, target)
+            moved.append((file, target))
+    return moved
+
+
+def test_one_new_day_reads_only_the_silver_days_it_needs_and_no_gold_table(lake, tmp_path):
+    lake = windowed_lake(lake)
+    history = [trip(f"d{d}_{z}", f"2019-01-{d:02d} 1{z}:00:00", pu=10 + z % 2, do=20, duration=float(d + z))
+               for d in range(1, 11) for z in range(3)]  # fmt: skip
+    lake.append("silver.trips", silver_frame(lake.spark, history))
+    run_gold(lake)
+    new_day = [trip(f"new_{z}", f"2019-01-11 1{z}:00:00", pu=10 + z % 2, do=20, duration=3.0) for z in range(3)]
+    lake.append("silver.trips", silver_frame(lake.spark, new_day))
+    shutil.copytree(lake.root, tmp_path / "reference")
+    reference = type(lake)(lake.conf.with_overrides({"lake.root": str(tmp_path / "reference")}), lake.spark)
+
+    # Jan 11 needs Jan 9..11; Jan 12 and 13 (in its window) need Jan 10..13. Nothing else may be read.
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    moved = _move_data_files(lake.path("silver.trips"), {"2019-01-09", "2019-01-10", "2019-01-11"}, aside)
+    for table in GOLD:
+        moved += _move_data_files(lake.path(table), set(), aside)
+    try:
+        result = run_gold(lake)
+    finally:
+        for original, target in moved:
+            shutil.move(target, original)
+    assert result.details["mode"] == "incremental"
+    assert result.details["days"] == ["2019-01-11", "2019-01-12", "2019-01-13"]
+    assert result.counts["silver_days_read"] == 5
+    run_gold(reference, full_refresh=True)
+    assert gold_snapshot(lake) == gold_snapshot(reference)
+
+
+def test_a_vacuumed_change_feed_rebuilds_everything_instead_of_failing(lake):
+    lake = windowed_lake(lake)
+    lake.append(
+        "silver.trips", silver_frame(lake.spark, [trip("a", "2019-01-01 10:00:00"), trip("b", "2019-01-02 10:00:00")])
+    )
+    run_gold(lake)
+    # The corrected Jan 1 replaces the old file; vacuum then deletes the file the change feed needs for the delete.
+    corrected = silver_frame(lake.spark, [trip("a2", "2019-01-01 11:00:00")])
+    lake.overwrite("silver.trips", corrected, replace_where="pickup_date = '2019-01-01'")
+    spark = lake.spark
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        DeltaTable.forPath(spark, lake.path("silver.trips")).vacuum(0)
+    finally:
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+    result = run_gold(lake)
+    assert result.details["mode"] == "full"
+    assert "unreadable" in result.details["reason"] and "rebuilding every day" in result.details["reason"]
+    assert sorted(row.trip_key for row in lake.read("gold.trip_features").collect()) == ["a2", "b"]

@@ -1,21 +1,32 @@
-"""gold.pair_stats and gold.trip_features: what a duration model may know when the trip starts."""
+"""gold.pair_stats and gold.trip_features: what a duration model may know when the trip starts.
+
+Zone-pair history is built from per-day partial aggregates (a trip count and log-bucketed histograms of distance and
+duration per pair and day, see sketch.py), merged over the trailing window by a range window over days: each trip is
+aggregated once, and the window costs O(days x pairs), not O(trips x window).
+"""
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterable
+from datetime import date, timedelta
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake.catalog import schema_of
+from pipelines.gold import sketch
 from pipelines.schemas import TRIP_FEATURES
 
 AIRPORT_ZONE_IDS = (1, 132, 138)  # TLC zone lookup: Newark Airport (EWR), JFK Airport, LaGuardia Airport
 WEEKEND_DAYS = (1, 7)  # Spark's dayofweek: 1 = Sunday, 7 = Saturday
 PAIR_KEYS = ["pickup_zone_id", "dropoff_zone_id"]
+DEFAULT_HOUR_BUCKET_HOURS = 4
+MICROS_PER_HOUR = 3_600_000_000
+# Histogram entry kinds of the per-day partials: every trip counts once as TRIP, its distance and duration once each.
+TRIP, DISTANCE, DURATION = 0, 1, 2
 
-# gold.pair_stats: per stats_date and pickup->dropoff zone pair, the trips of the trailing window
+# gold.pair_stats: per stats_date and pickup->dropoff zone pair with trips that day, the trips of the trailing window
 # [stats_date - window, stats_date - 1]; the day itself is excluded so a trip never sees its own day's labels.
 PAIR_STATS = schema_of("gold.pair_stats")
 
@@ -25,27 +36,116 @@ def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
     return df.select(*[F.col(field.name).cast(field.dataType).alias(field.name) for field in schema.fields])
 
 
-def pair_stats(trips: DataFrame, stats_dates: DataFrame, window_days: int) -> DataFrame:
-    """Zone-pair trip count and exact median distance and duration over the window before each stats_date.
+def hour_bucket(hours: int = DEFAULT_HOUR_BUCKET_HOURS) -> Column:
+    """The pickup hour's bucket of the day: 0 for hours [0, hours), 1 for [hours, 2 hours), ..."""
+    return F.floor(F.hour("pickup_ts") / hours).cast("int")
 
-    Each trip contributes to the `window_days` stats dates after its pickup day; `stats_dates` (one column,
-    stats_date) says which of those to compute.
-    """
+
+def _in_days(column: str, days: Iterable[date] | None) -> Column:
+    return F.lit(True) if days is None else F.col(column).isin(*sorted(days))
+
+
+def _daily_cells(history: DataFrame, hours: int, relative_accuracy: float) -> DataFrame:
+    """(pickup_date, pair, hour bucket, kind, bin) -> n: every trip with a known pair, aggregated once."""
     has_pair = F.col("pickup_zone_id").isNotNull() & F.col("dropoff_zone_id").isNotNull()
-    later_days = F.sequence(F.date_add("pickup_date", 1), F.date_add("pickup_date", window_days))
-    contributions = trips.where(has_pair).select(
-        F.explode(later_days).alias("stats_date"), *PAIR_KEYS, "trip_distance", "duration_min"
+    entries = F.array(
+        F.struct(F.lit(TRIP).alias("kind"), F.lit(0).alias("bin")),
+        F.struct(F.lit(DISTANCE).alias("kind"), sketch.bin_of(F.col("trip_distance"), relative_accuracy).alias("bin")),
+        F.struct(F.lit(DURATION).alias("kind"), sketch.bin_of(F.col("duration_min"), relative_accuracy).alias("bin")),
     )
-    stats = (
-        contributions.join(F.broadcast(stats_dates), on="stats_date", how="inner")
-        .groupBy("stats_date", *PAIR_KEYS)
-        .agg(
-            F.count(F.lit(1)).alias("pair_trips"),
-            F.median("trip_distance").alias("pair_median_distance"),
-            F.median("duration_min").alias("pair_median_duration"),
-        )
+    cells = history.where(has_pair).select(
+        "pickup_date", *PAIR_KEYS, hour_bucket(hours).alias("bucket"), F.explode(entries).alias("e")
     )
+    return (
+        cells.where(F.col("e.bin").isNotNull())
+        .groupBy("pickup_date", *PAIR_KEYS, "bucket", "e.kind", "e.bin")
+        .agg(F.count(F.lit(1)).alias("n"))
+    )
+
+
+def _window_entries(cells: DataFrame, keys: list[str], window_days: int) -> DataFrame:
+    """Per day and keys with trips that day: the histogram entries of the `window_days` days before it."""
+    daily = cells.groupBy("pickup_date", *keys).agg(F.collect_list(F.struct("kind", "bin", "n")).alias("day"))
+    trailing = Window.partitionBy(*keys).orderBy(F.unix_date("pickup_date")).rangeBetween(-window_days, -1)
+    return daily.select("pickup_date", *keys, F.flatten(F.collect_list("day").over(trailing)).alias("entries"))
+
+
+def _of_kind(kind: int) -> Column:
+    return F.filter("entries", lambda e: e["kind"] == kind)
+
+
+def _median_of_kind(kind: int, relative_accuracy: float) -> Column:
+    entries = _of_kind(kind)
+    return sketch.median(entries, sketch.total(entries), relative_accuracy)
+
+
+def pair_stats(
+    history: DataFrame,
+    stats_dates: Iterable[date] | None,
+    window_days: int,
+    relative_accuracy: float = sketch.DEFAULT_RELATIVE_ACCURACY,
+) -> DataFrame:
+    """Zone-pair trip count and approximate median distance and duration over the window before each stats_date.
+
+    One row per stats_date (a day in `stats_dates`, or any day when None) and pair with trips that day and at least
+    one trip in the window: the pairs trip_features looks up. `history` holds the trips of those days and the
+    `window_days` before them.
+    """
+    cells = _daily_cells(history, DEFAULT_HOUR_BUCKET_HOURS, relative_accuracy)
+    window = _window_entries(cells, PAIR_KEYS, window_days).where(_in_days("pickup_date", stats_dates))
+    stats = window.select(
+        F.col("pickup_date").alias("stats_date"),
+        *PAIR_KEYS,
+        sketch.total(_of_kind(TRIP)).alias("pair_trips"),
+        _median_of_kind(DISTANCE, relative_accuracy).alias("pair_median_distance"),
+        _median_of_kind(DURATION, relative_accuracy).alias("pair_median_duration"),
+    ).where(F.col("pair_trips") > 0)
     return conform(stats, PAIR_STATS)
+
+
+def pair_hour_stats(
+    history: DataFrame,
+    stats_dates: Iterable[date] | None,
+    window_days: int,
+    hours: int = DEFAULT_HOUR_BUCKET_HOURS,
+    relative_accuracy: float = sketch.DEFAULT_RELATIVE_ACCURACY,
+) -> DataFrame:
+    """pickup_date, pair, bucket -> pair_hour_median_duration over the window's trips in the same hour bucket."""
+    cells = _daily_cells(history, hours, relative_accuracy).where(F.col("kind") == DURATION)
+    window = _window_entries(cells, [*PAIR_KEYS, "bucket"], window_days).where(_in_days("pickup_date", stats_dates))
+    return window.select(
+        "pickup_date",
+        *PAIR_KEYS,
+        "bucket",
+        _median_of_kind(DURATION, relative_accuracy).alias("pair_hour_median_duration"),
+    ).where(F.col("pair_hour_median_duration").isNotNull())
+
+
+def with_zone_trips_prev_hour(history: DataFrame, days: Iterable[date] | None) -> DataFrame:
+    """The trips of `days` with pickup_zone_trips_prev_hour: pickups in the same zone in [pickup - 1 h, pickup).
+
+    Strictly earlier pickups only (a trip at the same instant is not known yet). `history` must hold the day before
+    each of `days` too: a trip just after midnight looks back into it. Windows run per zone and day, with the last hour
+    of the day before copied in as context, so no partition holds a zone's whole history.
+    """
+    last_hour = F.hour("pickup_ts") == 23  # pickup_date is the pickup's calendar day
+    own = history.where(_in_days("pickup_date", days)).select(
+        "*", F.col("pickup_date").alias("_day"), F.lit(False).alias("_context")
+    )
+    context = history.where(last_hour & _in_days("pickup_date", None if days is None else _days_before(days))).select(
+        "*", F.date_add("pickup_date", 1).alias("_day"), F.lit(True).alias("_context")
+    )
+    by_time = Window.partitionBy("pickup_zone_id", "_day").orderBy(F.unix_micros("pickup_ts"))
+    earlier = F.count(F.lit(1)).over(by_time.rangeBetween(Window.unboundedPreceding, -1))
+    before_hour = F.count(F.lit(1)).over(by_time.rangeBetween(Window.unboundedPreceding, -MICROS_PER_HOUR - 1))
+    known = F.col("pickup_zone_id").isNotNull() & F.col("pickup_ts").isNotNull()
+    counted = own.unionByName(context).withColumn("pickup_zone_trips_prev_hour", F.when(known, earlier - before_hour))
+    return counted.where(~F.col("_context")).drop("_day", "_context")
+
+
+def _days_before(days: Iterable[date]) -> list[date]:
+    """The days before `days`, whose last hour is context for them."""
+    return [day - timedelta(days=1) for day in days]
 
 
 def _is_airport(zone_id: str) -> F.Column:
@@ -53,11 +153,28 @@ def _is_airport(zone_id: str) -> F.Column:
     return F.coalesce(F.col(zone_id).isin(*AIRPORT_ZONE_IDS), F.lit(False))
 
 
-def trip_features(trips: DataFrame, stats: DataFrame, holidays: list[date]) -> DataFrame:
-    """One row per trip: calendar, place, vendor and zone-pair history features, plus the label."""
+def trip_features(
+    trips: DataFrame,
+    stats: DataFrame,
+    holidays: list[date],
+    hour_stats: DataFrame | None = None,
+    hours: int = DEFAULT_HOUR_BUCKET_HOURS,
+) -> DataFrame:
+    """One row per trip: calendar, place, vendor and zone-pair history features, plus the label.
+
+    trips may carry pickup_zone_trips_prev_hour (with_zone_trips_prev_hour); hour_stats is pair_hour_stats.
+    """
     history = stats.withColumnRenamed("stats_date", "pickup_date")
+    if "pickup_zone_trips_prev_hour" not in trips.columns:
+        trips = trips.withColumn("pickup_zone_trips_prev_hour", F.lit(None).cast("long"))
+    trips = trips.withColumn("bucket", hour_bucket(hours))
+    features = trips.join(history, on=["pickup_date", *PAIR_KEYS], how="left")
+    if hour_stats is not None:
+        features = features.join(hour_stats, on=["pickup_date", *PAIR_KEYS, "bucket"], how="left")
+    else:
+        features = features.withColumn("pair_hour_median_duration", F.lit(None).cast("double"))
     day_of_week = F.dayofweek("pickup_date")
-    features = trips.join(history, on=["pickup_date", *PAIR_KEYS], how="left").select(
+    features = features.select(
         "*",
         F.hour("pickup_ts").alias("pickup_hour"),
         day_of_week.alias("day_of_week"),
@@ -67,6 +184,5 @@ def trip_features(trips: DataFrame, stats: DataFrame, holidays: list[date]) -> D
         _is_airport("pickup_zone_id").alias("pickup_is_airport"),
         _is_airport("dropoff_zone_id").alias("dropoff_is_airport"),
     )
-    no_history = F.col("pair_trips").isNull()
-    features = features.withColumn("pair_trips", F.when(no_history, F.lit(0)).otherwise(F.col("pair_trips")))
+    features = features.withColumn("pair_trips", F.coalesce(F.col("pair_trips"), F.lit(0)))
     return conform(features, TRIP_FEATURES)

@@ -1,17 +1,36 @@
-"""run_gold: recompute the gold partitions (days) that new silver rows touch, each table replaced atomically."""
+"""run_gold: recompute the gold partitions (days) that silver changes touch, each table replaced atomically.
+
+Cost follows new data: an incremental run reads the silver change feed since its watermark (inserts, updates and
+deletes), recomputes the touched days and the `window_days` days after them, and reads only the silver days those
+need (each recomputed day and the window before it); it reads no gold table.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import date, timedelta
 
-from pyspark.errors import AnalysisException
+from py4j.protocol import Py4JError
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake import Lake
+from lake.errors import ConfigError
 from pipelines.common import StageError, StageResult, new_run_id
+from pipelines.gold import sketch
 from pipelines.gold.analytics import hourly_demand, zone_daily
-from pipelines.gold.features import pair_stats, trip_features
+from pipelines.gold.features import (
+    DEFAULT_HOUR_BUCKET_HOURS,
+    pair_hour_stats,
+    pair_stats,
+    trip_features,
+    with_zone_trips_prev_hour,
+)
+from pipelines.gold.holidays import holidays_between
+
+log = logging.getLogger(__name__)
 
 SILVER = "silver.trips"
 CONSUMER = "gold"
@@ -28,40 +47,54 @@ DAY_COLUMN = {
 }
 
 
-def affected_days(touched: set[date], silver_days: set[date], window_days: int) -> set[date]:
+def affected_days(touched: set[date], silver_days: set[date] | None, window_days: int) -> set[date]:
     """The days whose gold rows change when silver rows of the `touched` days changed.
 
-    The touched days themselves, plus every silver day up to `window_days` later: its pair statistics (and so its
-    trip features) look back over the touched days.
+    The touched days themselves, plus the days up to `window_days` later (their pair statistics look back over the
+    touched days; the previous-hour count of the next day's first hour too). silver_days None: every calendar day of
+    that range (a day without silver rows then just has its gold rows removed, which is what a rebuild gives).
     """
-    later = {day for day in silver_days if any(0 < (day - t).days <= window_days for t in touched)}
+    later = {t + timedelta(days=k) for t in touched for k in range(1, window_days + 1)}
+    if silver_days is not None:
+        later &= silver_days
     return set(touched) | later
 
 
-def _days(df: DataFrame, column: str = "pickup_date") -> set[date]:
-    return {row[0] for row in df.where(F.col(column).isNotNull()).select(column).distinct().collect()}
+def needed_days(days: Iterable[date], window_days: int) -> set[date]:
+    """The silver days that recomputing `days` reads: each day and the `window_days` days before it."""
+    return {day - timedelta(days=k) for day in days for k in range(window_days + 1)}
 
 
 def build_gold(
-    silver: DataFrame, days: set[date], silver_days: set[date], window_days: int, holidays: list[date]
+    silver: DataFrame,
+    days: set[date] | None,
+    silver_days: set[date] | None = None,
+    window_days: int = 28,
+    holidays: Iterable[date] = (),
+    relative_accuracy: float = sketch.DEFAULT_RELATIVE_ACCURACY,
+    hour_bucket_hours: int = DEFAULT_HOUR_BUCKET_HOURS,
+    cache: list[DataFrame] | None = None,
 ) -> dict[str, DataFrame]:
-    """The gold tables' rows for `days`, computed from the whole silver table (rows without a pickup day excluded).
+    """The gold tables' rows for `days` (None: every day), computed from silver rows (without a pickup day excluded).
 
-    silver_days: the days silver has rows for. gold.trip_features uses the pair statistics under gold.pair_stats.
+    `silver` must hold the recomputed days and the `window_days` before each (more is filtered out here).
+    silver_days, when given, limits the recomputed days to days silver has. cache: a list to which the intermediate
+    frames that several tables read are added, persisted (the caller unpersists them after writing).
     """
-    stats_days = sorted(days & silver_days)
-    trips = silver.where(F.col("pickup_date").isin(*sorted(days)))
-    stats_dates = silver.sparkSession.createDataFrame([(d,) for d in stats_days], "stats_date date")
-    if stats_days:
-        window_start = stats_days[0] - timedelta(days=window_days)
-        in_lookback = (F.col("pickup_date") >= F.lit(window_start)) & (F.col("pickup_date") < F.lit(stats_days[-1]))
-        history = silver.where(in_lookback)
-    else:
-        history = silver.limit(0)
-    stats = pair_stats(history, stats_dates, window_days)
+    if days is not None and silver_days is not None:
+        days = set(days) & set(silver_days)
+    silver = silver.where(F.col("pickup_date").isNotNull())
+    if days is not None:
+        silver = silver.where(F.col("pickup_date").isin(*sorted(needed_days(days, window_days))))
+    trips = with_zone_trips_prev_hour(silver, days)
+    stats = pair_stats(silver, days, window_days, relative_accuracy)
+    hour_stats = pair_hour_stats(silver, days, window_days, hour_bucket_hours, relative_accuracy)
+    if cache is not None:
+        trips, stats, hour_stats = (df.persist() for df in (trips, stats, hour_stats))
+        cache += [trips, stats, hour_stats]
     return {
         PAIR_STATS: stats,
-        FEATURES: trip_features(trips, stats, holidays),
+        FEATURES: trip_features(trips, stats, sorted(holidays), hour_stats, hour_bucket_hours),
         ZONE_DAILY: zone_daily(trips),
         HOURLY_DEMAND: hourly_demand(trips),
     }
@@ -77,17 +110,31 @@ def _rows_written(lake: Lake, table: str) -> int:
     return int(metrics.get("numOutputRows", 0))
 
 
-def _touched_days(lake: Lake, watermark: int, current: int, silver_days: set[date]) -> set[date] | None:
-    """Days with silver rows written after the watermark, plus days gold has and silver no longer has.
+def _touched_days(lake: Lake, watermark: int, current: int) -> tuple[set[date] | None, str]:
+    """Pickup days of every silver row inserted, updated (before and after) or deleted after the watermark.
 
-    None when the change feed cannot say. The feed as read here carries inserts and updates, not deletes: a day
-    whose rows were all deleted is found by comparing days instead.
+    (None, why) when the change feed cannot say: its files were vacuumed, or the feed was off for some versions.
     """
     try:
-        written = _days(lake.read_changes(SILVER, watermark, current))
-    except AnalysisException:  # change files vacuumed, or the feed was off for some versions
-        return None
-    return written | (_days(lake.read(ZONE_DAILY)) - silver_days)
+        changes = lake.read_changes(SILVER, watermark, current, all_changes=True)
+        days = changes.where(F.col("pickup_date").isNotNull()).select("pickup_date").distinct().collect()
+    except (PySparkException, Py4JError) as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        return None, f"change feed of {SILVER} versions {watermark + 1}..{current} unreadable ({first_line})"
+    return {row[0] for row in days}, f"{SILVER} versions {watermark + 1}..{current}"
+
+
+def _settings(lake: Lake) -> tuple[int, float, int, list[date]]:
+    window_days = int(lake.conf.require("gold.pair_window_days"))
+    hours = int(lake.conf.get("gold.pair_hour_bucket_hours") or DEFAULT_HOUR_BUCKET_HOURS)
+    accuracy = float(lake.conf.get("gold.median_relative_accuracy") or sketch.DEFAULT_RELATIVE_ACCURACY)
+    if window_days < 1 or not 0 < accuracy < 1 or hours not in (1, 2, 3, 4, 6, 8, 12, 24):
+        raise ConfigError(
+            "gold: pair_window_days must be >= 1, median_relative_accuracy in (0, 1) and pair_hour_bucket_hours a "
+            f"divisor of 24 (got {window_days}, {accuracy}, {hours})"
+        )
+    extra = [date.fromisoformat(str(day)) for day in lake.conf.get("gold.extra_holidays") or []]
+    return window_days, accuracy, hours, extra
 
 
 def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) -> StageResult:
@@ -95,11 +142,8 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
     run_id = run_id or new_run_id("gold")
     if not lake.exists(SILVER):
         raise StageError(f"{SILVER} does not exist at {lake.path(SILVER)}; run the silver stage first")
-    window_days = int(lake.conf.require("gold.pair_window_days"))
-    holidays = sorted(date.fromisoformat(str(day)) for day in lake.conf.get("gold.holidays") or [])
+    window_days, accuracy, hours, extra_holidays = _settings(lake)
     current = lake.version(SILVER)
-    silver = lake.read(SILVER, version=current)
-    silver_days = _days(silver)
     watermark = lake.watermark(CONSUMER, SILVER)
     result = StageResult("gold", run_id, versions={SILVER: current})
 
@@ -115,22 +159,47 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
         result.counts = {"days_recomputed": 0, **{table: 0 for table in GOLD_TABLES}}
         return result
     else:
-        touched = _touched_days(lake, watermark, current, silver_days)
-        reason = "change feed unavailable" if touched is None else f"silver versions {watermark + 1}..{current}"
+        touched, reason = _touched_days(lake, watermark, current)
+        if touched is None:
+            reason += "; rebuilding every day instead"
+            log.warning("gold: %s", reason)
 
+    silver = lake.read(SILVER, version=current)
     incremental = touched is not None
-    days = affected_days(touched, silver_days, window_days) if incremental else silver_days
-    counts = {"days_recomputed": len(days)}
-    if days or not incremental:
-        for table, df in build_gold(silver, days, silver_days, window_days, holidays).items():
-            where = _day_predicate(DAY_COLUMN[table], days) if incremental else None
-            result.versions[table] = lake.overwrite(table, df, replace_where=where)
-            counts[table] = _rows_written(lake, table)
+    days = read_days = None
+    if incremental:
+        days = affected_days(touched, None, window_days)
+        read_days = needed_days(days, window_days)
+        silver = silver.where(F.col("pickup_date").isin(*sorted(read_days)))  # partition pruning
+    silver = silver.persist()  # read by four tables' jobs: once from storage
+    cached = [silver]
+    try:
+        if incremental:
+            span = (min(days), max(days)) if days else None
+            counts = {"days_recomputed": len(days), "silver_days_read": len(read_days)}
+        else:
+            low, high, n_days = silver.agg(
+                F.min("pickup_date"), F.max("pickup_date"), F.countDistinct("pickup_date")
+            ).first()
+            span = (low, high) if low is not None else None
+            counts = {"days_recomputed": int(n_days), "silver_days_read": int(n_days)}
+        if span is not None or not incremental:  # a full run over an empty silver empties gold
+            holidays = holidays_between(*span, extra_holidays) if span else []
+            tables = build_gold(silver, days, None, window_days, holidays, accuracy, hours, cache=cached)
+            for table, df in tables.items():
+                where = _day_predicate(DAY_COLUMN[table], days) if incremental else None
+                before = lake.version(table)
+                result.versions[table] = lake.overwrite(table, df.repartition(DAY_COLUMN[table]), replace_where=where)
+                # Delta records no commit for a write that adds and removes nothing: then nothing was written.
+                counts[table] = _rows_written(lake, table) if result.versions[table] != before else 0
+    finally:
+        for df in cached:
+            df.unpersist()
     lake.set_watermark(CONSUMER, SILVER, current)
     result.counts = counts
     result.details = {
         "mode": "incremental" if incremental else "full",
         "reason": reason,
-        "days": [day.isoformat() for day in sorted(days)],
+        "days": [day.isoformat() for day in sorted(days)] if days is not None else "all",
     }
     return result
