@@ -78,7 +78,7 @@ def plan(
     """Counts, before any commit, what each write will add: trips not in silver (days of the batch only, rows of
     retired versions excluded) and quarantine rows not already there."""
     cached: list[DataFrame] = []
-    days = distinct_days(trips)
+    days = distinct_days(stats.flagged)  # the cached batch's days (a superset of the trips'), one cheap pass
     target = lake.read(TARGET)
     predicate = day_filter(days)
     target = target.where(predicate) if predicate is not None else target.limit(0)
