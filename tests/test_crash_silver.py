@@ -87,12 +87,12 @@ def new_lake(spark, root: Path) -> Lake:
 def fingerprint(lake: Lake) -> dict:
     """Row counts and order-independent checksums of the silver and quarantine keys."""
     trips = lake.read("silver.trips").agg(
-        F.count(F.lit(1)), F.count_distinct("trip_key"), F.sum(F.xxhash64("trip_key"))
+        F.count(F.lit(1)), F.count_distinct("trip_key"), F.sum(F.xxhash64("trip_key").cast("decimal(38,0)"))
     )
     quarantine = lake.read("silver.quarantine").agg(
         F.count(F.lit(1)),
         F.count_distinct("_source_hash", "_row_number"),
-        F.sum(F.xxhash64("_source_hash", "_row_number")),
+        F.sum(F.xxhash64("_source_hash", "_row_number").cast("decimal(38,0)")),  # no long overflow
     )
     return {"trips": tuple(trips.first()), "quarantine": tuple(quarantine.first())}
 
