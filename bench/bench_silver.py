@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     ge = result.details["ge_seconds"]
     load_after = os.getloadavg()
     c = result.counts
+    phases = result.details.get("phase_seconds", {})
     lines = [
         "# Silver stage benchmark",
         "",
@@ -78,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {os.cpu_count()} CPUs (nproc), {memory_gib():.1f} GiB memory, {platform.platform()}",
         f"- spark: master {conf.get('spark.master')}, driver memory {conf.get('spark.driver_memory')}, "
         f"shuffle partitions {conf.get('spark.shuffle_partitions')}",
-        f"- load average (1 min) before / after the run: {load_before[0]:.1f} / {load_after[0]:.1f} "
+        f"- load average (1, 5, 15 min) before: {' '.join(f'{x:.1f}' for x in load_before)}, after: "
+        f"{' '.join(f'{x:.1f}' for x in load_after)} "
         "(the machine is shared; other Spark jobs were running)",
         f"- bronze rows: {rows:,} (12 real monthly samples x {args.replicas} shifted replicas)",
         "",
@@ -88,11 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         f"| silver rows written | {c['silver_written']:,} |",
         f"| quarantined | {c['quarantined']:,} |",
         f"| duplicates | {c['duplicates']:,} |",
+        f"| superseded | {c.get('superseded', 0):,} |",
         f"| silver stage wall time | {seconds:.1f} s |",
         f"| throughput | {c['bronze_read'] / seconds:,.0f} rows/s |",
         f"| Great Expectations validation | {ge:.1f} s |",
         f"| GE share of the stage | {ge / seconds:.1%} |",
         f"| GE added to the rest of the stage | {ge / (seconds - ge):.1%} (target: at most 20%) |",
+        *[f"| phase: {name} | {value:.1f} s |" for name, value in phases.items()],
         "",
         "One measured run (no warm-up, no repetition): read it as an order of magnitude on a loaded machine.",
     ]

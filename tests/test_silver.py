@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lake import Lake, load_conf
-from pipelines.common import ExpectationFailed
+from pipelines.common import ExpectationFailed, StageError
 from pipelines.schemas import BRONZE_TRIPS, SILVER_TRIPS
 from pipelines.silver import run_silver
 from pipelines.silver.transform import add_trip_key, dedupe, type_trips
@@ -229,3 +229,134 @@ def test_reprocessing_the_quarantine_after_a_rule_change_releases_rows(scenario,
     docs = result.details["data_docs"]
     assert docs.endswith("index.html") and Path(docs.removeprefix("file://")).is_file()
     assert docs.startswith(f"file://{lake.root}/_quality/data_docs")
+
+
+# --- Accounting: checked before the commit and against Delta's commit metrics after it -----------------------------
+
+
+def test_a_commit_that_drops_a_row_fails_the_run_and_keeps_the_watermark(lake, monkeypatch):
+    from pipelines.silver import write
+
+    append_bronze(lake, [({}, []), (T2, []), (T3, [])], "a.csv")
+    real_append = write.append_trips
+    monkeypatch.setattr(write, "append_trips", lambda lk, rows: real_append(lk, rows.limit(rows.count() - 1)))
+    with pytest.raises(StageError, match="silver.trips rows inserted: committed 2, planned 3"):
+        run_silver(lake, run_id="silver-lossy")
+    assert lake.watermark("silver", "bronze.trips") is None
+    recorded = lake.read("quality.stage_runs").where(F.col("run_id") == "silver-lossy").first()
+    assert (recorded.status, recorded.invariant_holds) == ("failed", False)
+    assert "committed 2, planned 3" in recorded.message
+
+
+def test_a_batch_that_gains_rows_after_the_read_fails_before_any_commit(lake):
+    append_bronze(lake, [({}, []), (T2, [])], "a.csv")
+    run_silver(lake)  # creates silver.zones
+    zone = lake.read("silver.zones").where(F.col("zone_id") == 230)
+    lake.append("silver.zones", zone)  # a duplicated zone id multiplies the rows the zone join gives
+    append_bronze(lake, [(T3, [])], "b.csv")
+    before = lake.version("silver.trips"), lake.version("silver.quarantine")
+    with pytest.raises(StageError, match="before commit.*typed 2 = read 1"):
+        run_silver(lake, run_id="silver-doubled")
+    assert (lake.version("silver.trips"), lake.version("silver.quarantine")) == before
+
+
+# --- Ingest during a run: rows appended after silver's read belong to the next run ----------------------------------
+
+
+def test_bronze_rows_appended_during_a_run_are_picked_up_by_the_next_run(lake, monkeypatch):
+    from pipelines.silver import run as silver_run
+
+    append_bronze(lake, [({}, []), (T2, [])], "a.csv")
+    real_read = silver_run.read_source
+
+    def read_then_ingest(lk, reprocess):
+        source = real_read(lk, reprocess)
+        append_bronze(lk, [(T3, [])], "b.csv")  # lands after the read, before the watermark is written
+        return source
+
+    monkeypatch.setattr(silver_run, "read_source", read_then_ingest)
+    first = run_silver(lake)
+    monkeypatch.setattr(silver_run, "read_source", real_read)
+    assert first.counts["bronze_read"] == 2
+    assert lake.watermark("silver", "bronze.trips") == first.versions["bronze.trips"] < lake.version("bronze.trips")
+    second = run_silver(lake)
+    assert second.counts["bronze_read"] == 1 and second.counts["silver_written"] == 1
+    assert lake.read("silver.trips").count() == 3
+
+
+# --- A republished file supersedes its older version ----------------------------------------------------------------
+
+HEADER = (
+    "vendor_id,pickup_datetime,dropoff_datetime,passenger_count,trip_distance,rate_code_id,store_and_fwd_flag,"
+    "pickup_location_id,dropoff_location_id,payment_type,fare_amount,extra,mta_tax,tip_amount,tolls_amount,"
+    "improvement_surcharge,total_amount,congestion_surcharge"
+)
+UNCHANGED = "1,2019-03-01 18:43:31,2019-03-01 18:48:42,2,1.1,1,N,143,238,1,6.0,3.5,0.5,1.55,0.0,0.3,11.85,2.5"
+CORRECTED_OLD = "2,2019-03-20 16:30:11,2019-03-20 16:44:49,1,2.63,1,N,231,88,1,12.5,1.0,0.5,3.36,0.0,0.3,20.16,2.5"
+CORRECTED_NEW = "2,2019-03-20 16:30:11,2019-03-20 16:44:49,1,2.63,1,N,231,88,1,12.5,1.0,0.5,3.36,0.0,0.3,18.16,2.5"
+REMOVED = "1,2019-03-05 09:00:00,2019-03-05 09:10:00,1,1.5,1,N,236,237,2,8.0,0.0,0.5,0.0,0.0,0.3,8.8,0.0"
+BAD_OLD = "1,2019-03-06 09:00:00,2019-03-06 09:10:00,1,1.5,1,N,236,237,2,-8.0,0.0,0.5,0.0,0.0,0.3,8.8,0.0"
+ADDED = "2,2019-03-07 10:00:00,2019-03-07 10:30:00,1,5.0,1,N,132,236,1,20.0,0.0,0.5,0.0,0.0,0.3,20.8,0.0"
+NAME = "yellow_tripdata_2019-03.csv"
+
+
+def landed(tmp: Path, folder: str, lines: list[str]) -> str:
+    path = tmp / folder / NAME  # same base name in another folder: the same file, republished
+    path.parent.mkdir(parents=True)
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def republished(spark, tmp_path_factory):
+    from pipelines.bronze import run_ingest
+
+    tmp = tmp_path_factory.mktemp("republished")
+    old = landed(tmp, "2019-04-01", [UNCHANGED, CORRECTED_OLD, REMOVED, BAD_OLD])
+    new = landed(tmp, "2019-04-15", [UNCHANGED, CORRECTED_NEW, ADDED])
+    out = {}
+    stepwise = Lake(load_conf("test", overrides={"lake.root": str(tmp / "stepwise")}), spark)
+    run_ingest(stepwise, [old])
+    out["first"] = run_silver(stepwise)
+    run_ingest(stepwise, [new])
+    out["second"] = run_silver(stepwise)
+    together = Lake(load_conf("test", overrides={"lake.root": str(tmp / "together")}), spark)
+    run_ingest(together, [old])
+    run_ingest(together, [new])
+    out["together"] = run_silver(together)
+    out |= {"stepwise": stepwise, "together_lake": together}
+    return out
+
+
+def trip_values(lake: Lake):
+    return lake.read("silver.trips").select("pickup_ts", "total_amount", "_source_file")
+
+
+def test_the_newer_version_of_a_republished_file_replaces_the_older_one(republished):
+    lake = republished["stepwise"]
+    rows = sorted((r.pickup_ts.day, r.total_amount, r._source_file.split("/")[-2]) for r in trip_values(lake).collect())
+    assert rows == [(1, 11.85, "2019-04-15"), (7, 20.8, "2019-04-15"), (20, 18.16, "2019-04-15")]
+    assert lake.read("silver.quarantine").where(F.col("_released_run_id").isNull()).count() == 0
+    assert republished["first"].counts["quarantined"] == 1
+
+
+def test_superseding_is_counted_and_uses_deletes_the_change_feed_shows(republished):
+    lake, counts = republished["stepwise"], republished["second"].counts
+    assert counts | {"retired_trips": 3, "retired_quarantine": 1, "silver_written": 3} == counts
+    feed = (
+        lake.spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", republished["first"].versions["silver.trips"] + 1)
+        .load(lake.path("silver.trips"))
+    )
+    assert {r._change_type: r["count"] for r in feed.groupBy("_change_type").count().collect()} == {
+        "delete": 3,
+        "insert": 3,
+    }
+
+
+def test_both_versions_in_one_batch_give_the_same_silver(republished):
+    counts = republished["together"].counts
+    assert counts["superseded"] == 4 and counts["bronze_read"] == 7
+    assert counts["bronze_read"] == counts["silver_written"] + counts["quarantined"] + counts["duplicates"] + 4
+    assertDataFrameEqual(trip_values(republished["together_lake"]), trip_values(republished["stepwise"]))

@@ -1,0 +1,121 @@
+"""build_silver: a bronze batch -> silver trips, quarantine rows and the per-rule counts. No Lake, no writes."""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipelines.rules import Rule, violations
+from pipelines.silver import quarantine as q
+from pipelines.silver.transform import RAW, dedupe, prepare_batch, to_silver
+
+
+def file_identity(source_file: str | None) -> str | None:
+    """A source file's identity across republications: its base name (the landing folder does not count)."""
+    return None if source_file is None else posixpath.basename(source_file.rstrip("/"))
+
+
+@dataclass(frozen=True)
+class FileVersion:
+    """One source file version (content hash) in a batch."""
+
+    source_hash: str | None
+    source_file: str | None
+    ingested_at: datetime | None
+    rows: int
+
+    @property
+    def identity(self) -> str | None:
+        return file_identity(self.source_file)
+
+
+def newest_versions(files: list[FileVersion]) -> dict[str | None, FileVersion]:
+    """Per file identity, the version ingested last (ties: the later path, then the hash)."""
+    newest: dict[str | None, FileVersion] = {}
+
+    def order(v: FileVersion) -> tuple:
+        return (v.ingested_at or datetime.min, v.source_file or "", v.source_hash or "")
+
+    for version in sorted(files, key=order):
+        newest[version.identity] = version
+    return newest
+
+
+@dataclass
+class BatchStats:
+    """What the rules and the version check found in a batch; `flagged` is the (persisted) frame GE validates."""
+
+    rules: dict[str, dict[str, int]]
+    rows: int  # typed rows, every file version (summed per file)
+    kept: int  # typed rows of the newest versions (counted by the rule aggregation)
+    superseded: int  # rows of an older version of a file that a newer version in the same batch replaces
+    rejected: int  # rows breaking a drop rule
+    files: list[FileVersion]
+    superseded_hashes: list[str] = field(default_factory=list)
+    flagged: DataFrame | None = None  # the typed, flagged rows that count (superseded versions left out)
+    _cached: list[DataFrame] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return self.kept - self.rejected
+
+    def release(self) -> None:
+        for frame in self._cached:
+            frame.unpersist()
+        self._cached.clear()
+
+
+def rule_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) -> tuple[dict, dict[str, int]]:
+    """Per-rule evaluated/failed counts and the batch totals, in one aggregation over the flagged batch."""
+    aggregates = [F.count(F.lit(1)).alias("rows"), F.count_if(q.rejected(drop_rules)).alias("rejected")]
+    for i, rule in enumerate(rules):
+        aggregates.append(F.count_if(rule.evaluated()).alias(f"e{i}"))
+        aggregates.append(F.count_if(F.array_contains(q.VIOLATIONS, rule.name)).alias(f"f{i}"))
+    row = flagged.agg(*aggregates).first().asDict()
+    totals = {k: int(row[k] or 0) for k in ("rows", "rejected")}
+    stats = {
+        rule.name: {"rows": totals["rows"], "evaluated": int(row[f"e{i}"] or 0), "failed": int(row[f"f{i}"] or 0)}
+        for i, rule in enumerate(rules)
+    }
+    return stats, totals
+
+
+def file_versions(flagged: DataFrame) -> list[FileVersion]:
+    """The file versions of a batch with their row counts (one row per file: small)."""
+    per_file = flagged.groupBy("_source_hash", "_source_file").agg(
+        F.max(f"{RAW}._ingested_at").alias("ingested_at"), F.count(F.lit(1)).alias("rows")
+    )
+    rows = per_file.collect()
+    return [FileVersion(r["_source_hash"], r["_source_file"], r["ingested_at"], int(r["rows"])) for r in rows]
+
+
+def build_silver(
+    bronze: DataFrame, zones: DataFrame, rules: list[Rule], run_id: str, supersede: bool = True
+) -> tuple[DataFrame, DataFrame, BatchStats]:
+    """bronze.trips rows -> (silver.trips rows, silver.quarantine rows, stats).
+
+    Rules must be bound (`Rule.bound`). With `supersede`, rows of an older version of a file (same base name,
+    another content hash, ingested earlier) are left out when the batch holds a newer one. Trips are deduplicated
+    by trip_key within the batch; whether silver already has them is the writer's business. The typed batch is
+    persisted once (rules, GE and both outputs read it): call `stats.release()` when done.
+    """
+    drop_rules = [r.name for r in rules if r.action == "drop"]
+    warn_rules = [r.name for r in rules if r.action == "warn"]
+    flagged = prepare_batch(bronze, zones).withColumn(q.VIOLATIONS, violations(rules))
+    flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
+    files = file_versions(flagged)
+    newest = {v.source_hash for v in newest_versions(files).values()} if supersede else None
+    old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest})
+    kept = flagged.where(~F.col("_source_hash").isin(old)) if old else flagged
+    per_rule, totals = rule_counts(kept, rules, drop_rules)
+    superseded = sum(v.rows for v in files if v.source_hash in old)
+    rows = sum(v.rows for v in files)
+    stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, old, kept, [flagged])
+    trips = to_silver(dedupe(kept.where(~q.rejected(drop_rules))), run_id)
+    quarantine = q.quarantine_rows(kept, drop_rules, warn_rules, run_id)
+    return trips, quarantine, stats

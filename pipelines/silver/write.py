@@ -1,0 +1,168 @@
+"""Silver's writes: what a run will commit (counted before any commit), then the commits and their metrics.
+
+Order: retire the superseded file versions (DELETE via MERGE, visible in the change feed), append the new trips,
+insert the new quarantine rows (MERGE by (_source_hash, _row_number), insert if absent). Every step is idempotent
+given the same batch, so a rerun after a crash between two commits ends with the tables a clean run makes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from lake import Lake
+from pipelines.silver import quarantine as q
+from pipelines.silver.build import BatchStats, file_identity, newest_versions
+from pipelines.silver.days import day_filter, day_predicate, distinct_days
+
+TARGET, QUARANTINE, INGEST_LOG = "silver.trips", "silver.quarantine", "bronze.ingest_log"
+PRESENT = "_present"  # marker column: the row is already in the target table
+
+
+@dataclass
+class WritePlan:
+    """The frames a run commits and the row counts it expects each commit to report."""
+
+    new_trips: DataFrame
+    quarantine: DataFrame  # incremental: rejected rows (insert if absent); reprocess: the rows to update
+    retire_hashes: list[str]
+    expected: dict[str, int]
+    days: list = field(default_factory=list)
+    _cached: list[DataFrame] = field(default_factory=list)
+
+    def release(self) -> None:
+        for frame in self._cached:
+            frame.unpersist()
+        self._cached.clear()
+
+
+def superseded_hashes(lake: Lake, stats: BatchStats) -> list[str]:
+    """Hashes of earlier versions of the batch's files (same base name) that bronze.ingest_log recorded."""
+    if not lake.exists(INGEST_LOG):
+        return sorted(stats.superseded_hashes)
+    newest = newest_versions(stats.files)
+    logged = (
+        lake.read(INGEST_LOG).where(F.col("status") == "ingested").select("content_hash", "source_file", "logged_at")
+    )
+    rows = [r for r in logged.collect() if file_identity(r["source_file"]) in newest]
+    logged_at = {r["content_hash"]: r["logged_at"] for r in rows}
+    old = set(stats.superseded_hashes)
+    for row in rows:
+        latest = newest[file_identity(row["source_file"])].source_hash
+        latest_at = logged_at.get(latest, datetime.max)
+        if row["content_hash"] != latest and (row["logged_at"] is None or row["logged_at"] <= latest_at):
+            old.add(row["content_hash"])
+    return sorted(old)
+
+
+def _mark_present(rows: DataFrame, existing: DataFrame, keys: list[str]) -> DataFrame:
+    """rows with PRESENT true when their keys are in existing (keys unique there), persisted."""
+    marker = existing.select(*keys).withColumn(PRESENT, F.lit(True))
+    marked = rows.join(marker, on=keys, how="left").withColumn(PRESENT, F.coalesce(PRESENT, F.lit(False)))
+    return marked.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _count_present(marked: DataFrame) -> tuple[int, int]:
+    row = marked.agg(F.count(F.lit(1)), F.count_if(PRESENT)).first()
+    return int(row[0]), int(row[1])
+
+
+def plan(
+    lake: Lake, trips: DataFrame, quarantine: DataFrame, stats: BatchStats, retire: list[str], reprocess: bool
+) -> WritePlan:
+    """Counts, before any commit, what each write will add: trips not in silver (days of the batch only, rows of
+    retired versions excluded) and quarantine rows not already there."""
+    cached: list[DataFrame] = []
+    days = distinct_days(stats.flagged)  # the cached batch's days (a superset of the trips'), one cheap pass
+    target = lake.read(TARGET)
+    predicate = day_filter(days)
+    target = target.where(predicate) if predicate is not None else target.limit(0)
+    if retire:
+        target = target.where(~F.col("_source_hash").isin(retire))
+    marked = _mark_present(trips, target, ["trip_key"])
+    cached.append(marked)
+    unique, in_silver = _count_present(marked)
+    expected = {"unique_passed": unique, "in_silver": in_silver, "new_trips": unique - in_silver}
+    if reprocess:
+        quarantine_rows, expected["quarantine_rows"], expected["quarantine_new"] = quarantine, -1, 0
+    else:
+        existing = lake.read(QUARANTINE)
+        q_marked = _mark_present(quarantine, existing, q.QUARANTINE_KEYS)
+        cached.append(q_marked)
+        total, present = _count_present(q_marked)
+        expected |= {"quarantine_rows": total, "quarantine_new": total - present}
+        quarantine_rows = q_marked.where(~F.col(PRESENT)).drop(PRESENT)
+    if retire:
+        expected["retired_trips"] = lake.read(TARGET).where(F.col("_source_hash").isin(retire)).count()
+        expected["retired_quarantine"] = _open_rows_of(lake, retire).count()
+    else:
+        expected |= {"retired_trips": 0, "retired_quarantine": 0}
+    new_trips = marked.where(~F.col(PRESENT)).drop(PRESENT)
+    return WritePlan(new_trips, quarantine_rows, retire, expected, days, cached)
+
+
+def _open_rows_of(lake: Lake, hashes: list[str]) -> DataFrame:
+    quarantine = lake.read(QUARANTINE)
+    return quarantine.where(F.col("_source_hash").isin(hashes) & F.col("_released_run_id").isNull())
+
+
+def commit_metrics(lake: Lake, table: str, version: int) -> dict[str, str]:
+    """The operation metrics Delta recorded for one commit of table."""
+    row = lake.history(table, 20).where(F.col("version") == version).select("operationMetrics").first()
+    return dict(row[0] or {}) if row is not None else {}
+
+
+def _metric(metrics: dict[str, Any], *names: str) -> int:
+    return sum(int(metrics.get(name, 0) or 0) for name in names)
+
+
+def append_trips(lake: Lake, rows: DataFrame) -> int:
+    """Appends the new trips in one commit; returns the version (a seam the accounting test breaks)."""
+    return lake.append(TARGET, rows)
+
+
+def merge_quarantine(lake: Lake, rows: DataFrame, update: bool) -> dict[str, Any]:
+    """Quarantine rows by (_source_hash, _row_number): insert if absent (or update, when reprocessing)."""
+    return lake.merge(QUARANTINE, rows, q.QUARANTINE_KEYS, update_matched=update)
+
+
+def _delete(lake: Lake, table: str, rows: DataFrame, keys: list[str], hashes: list[str]) -> tuple[int | None, int]:
+    """Deletes rows (read from table itself) by keys in one MERGE commit; returns (version, rows deleted)."""
+    in_hashes = "t._source_hash IN (" + ", ".join(f"'{h}'" for h in hashes) + ")"
+    merged = lake.merge(table, rows, keys, delete_matched=True, target_filter=in_hashes)
+    if merged["operation"] == "NONE":
+        return None, 0
+    return merged["version"], _metric(merged["metrics"], "numTargetRowsDeleted")
+
+
+def commit(lake: Lake, write: WritePlan, reprocess: bool, versions: dict[str, int | None]) -> dict[str, int]:
+    """The run's commits, in crash-safe order; returns what Delta's commit metrics say each one wrote."""
+    committed = dict.fromkeys(["retired_trips", "retired_quarantine", "new_trips", "quarantine_new"], 0)
+    if write.retire_hashes and write.expected["retired_trips"]:
+        old = lake.read(TARGET).where(F.col("_source_hash").isin(write.retire_hashes))
+        versions[TARGET], committed["retired_trips"] = _delete(
+            lake, TARGET, old, ["trip_key", "_source_hash"], write.retire_hashes
+        )
+    if write.expected["new_trips"]:
+        versions[TARGET] = append_trips(lake, write.new_trips)
+        committed["new_trips"] = _metric(commit_metrics(lake, TARGET, versions[TARGET]), "numOutputRows")
+    if write.retire_hashes and write.expected["retired_quarantine"]:
+        old = _open_rows_of(lake, write.retire_hashes)
+        versions[QUARANTINE], committed["retired_quarantine"] = _delete(
+            lake, QUARANTINE, old, q.QUARANTINE_KEYS, write.retire_hashes
+        )
+    if reprocess or write.expected["quarantine_new"]:
+        merged = merge_quarantine(lake, write.quarantine, update=reprocess)
+        if merged["operation"] != "NONE":
+            versions[QUARANTINE] = merged["version"]
+        committed["quarantine_new"] = _metric(merged["metrics"], "numTargetRowsInserted")
+        committed["quarantine_updated"] = _metric(merged["metrics"], "numTargetRowsUpdated")
+    return committed
+
+
+__all__ = ["WritePlan", "commit", "day_predicate", "plan", "superseded_hashes"]
