@@ -128,8 +128,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(files) != 12:
         raise SystemExit(f"expected 12 files {SAMPLE_GLOB} in {args.samples}, found {len(files)}")
     root = args.lake_root or tempfile.mkdtemp(prefix="bench-model-")
-    lake = Lake(load_conf(overrides={"lake.root": root, "mlflow.tracking_uri": None,
-                                     "model.params": str(evaluation_params(Path(root)))}))
+    lake = Lake(
+        load_conf(
+            overrides={
+                "lake.root": root,
+                "mlflow.tracking_uri": None,
+                "model.params": str(evaluation_params(Path(root))),
+            }
+        )
+    )
     print(f"lake: {root}", flush=True)
     timings: dict[str, float] = {}
     timed("bronze", lambda: run_ingest(lake, [str(f) for f in files]), timings)

@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Callable
 
-from lake import Lake, load_conf
+from lake import Lake
 from lake.errors import UserError
 
 COMMAND_MODULES = [
@@ -18,12 +18,15 @@ COMMAND_MODULES = [
     "cli.model",
     "cli.orchestrate",
     "cli.doctor",
+    "cli.generate",
 ]
 
 
 def open_lake(args: argparse.Namespace) -> Lake:
-    """The Lake for the --env chosen on the command line."""
-    return Lake(load_conf(args.env))
+    """The Lake for the --env chosen on the command line (flows.runtime.open_lake: one place opens a lake)."""
+    from flows.runtime import open_lake as open_run_lake
+
+    return open_run_lake(args.env)
 
 
 def build_parser() -> argparse.ArgumentParser:

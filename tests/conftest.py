@@ -10,7 +10,7 @@ import pytest
 from lake import Lake, load_conf
 from lake.session import build_spark
 
-SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "nyc_tlc" / "csv"
+SHARED_SAMPLES = Path(os.environ.get("TLC_SAMPLES") or Path(__file__).resolve().parents[2] / "shared/data/nyc_tlc/csv")
 BUNDLED_SAMPLES = Path(__file__).resolve().parents[1] / "data" / "sample"
 
 

@@ -64,9 +64,12 @@ def test_optimize_compacts_and_vacuum_removes_time_travel(lake, spark):
     from lake import maintenance
 
     for value in range(3):
-        lake.append("meta.watermarks", spark.createDataFrame(
-            [("c", "s", value)], "consumer string, source string, source_version long"
-        ).withColumn("updated_at", F.current_timestamp()))
+        lake.append(
+            "meta.watermarks",
+            spark.createDataFrame(
+                [("c", "s", value)], "consumer string, source string, source_version long"
+            ).withColumn("updated_at", F.current_timestamp()),
+        )
     done = maintenance.optimize(lake, "meta.watermarks")
     assert done["files_removed"] >= 3 and done["files_added"] == 1
     assert lake.read("meta.watermarks", version=0).count() == 1

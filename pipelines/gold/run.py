@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from lake import Lake
 from lake.errors import ConfigError
 from pipelines.common import StageError, StageResult, new_run_id
+from pipelines.days import day_predicate
 from pipelines.gold import sketch
 from pipelines.gold.analytics import hourly_demand, zone_daily
 from pipelines.gold.features import (
@@ -98,11 +99,6 @@ def build_gold(
         ZONE_DAILY: zone_daily(trips),
         HOURLY_DEMAND: hourly_demand(trips),
     }
-
-
-def _day_predicate(column: str, days: set[date]) -> str:
-    literals = ", ".join(f"DATE'{day.isoformat()}'" for day in sorted(days))
-    return f"{column} IN ({literals})"
 
 
 def _rows_written(lake: Lake, table: str) -> int:
@@ -187,7 +183,7 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
             holidays = holidays_between(*span, extra_holidays) if span else []
             tables = build_gold(silver, days, None, window_days, holidays, accuracy, hours, cache=cached)
             for table, df in tables.items():
-                where = _day_predicate(DAY_COLUMN[table], days) if incremental else None
+                where = day_predicate(days, DAY_COLUMN[table]) if incremental else None
                 before = lake.version(table)
                 result.versions[table] = lake.overwrite(table, df.repartition(DAY_COLUMN[table]), replace_where=where)
                 # Delta records no commit for a write that adds and removes nothing: then nothing was written.

@@ -16,9 +16,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake import Lake
+from pipelines.days import day_filter, day_predicate, distinct_days
 from pipelines.silver import quarantine as q
 from pipelines.silver.build import BatchStats, file_identity, newest_versions
-from pipelines.silver.days import day_filter, day_predicate, distinct_days
 
 TARGET, QUARANTINE, INGEST_LOG = "silver.trips", "silver.quarantine", "bronze.ingest_log"
 PRESENT = "_present"  # marker column: the row is already in the target table
