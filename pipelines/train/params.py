@@ -124,7 +124,9 @@ class ModelParams:
         reader = _Reader(raw, source)
         regressor_type = reader.get("regressor.type")
         if regressor_type not in REGRESSOR_TYPES:
-            raise ConfigError(f"{source}: regressor.type must be one of {list(REGRESSOR_TYPES)}, not {regressor_type!r}")
+            raise ConfigError(
+                f"{source}: regressor.type must be one of {list(REGRESSOR_TYPES)}, not {regressor_type!r}"
+            )
         target = reader.get("target", "identity")
         if target not in TARGETS:
             raise ConfigError(f"{source}: target must be one of {list(TARGETS)}, not {target!r}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import mlflow
 
-from pipelines.train.evaluate import APPROACHES, PREFIX
+from pipelines.train.evaluate import APPROACHES
 from pipelines.train.fit import Evaluation, FitResult
 from pipelines.train.params import ModelParams
 from pipelines.train.plots import all_plots
@@ -36,8 +36,13 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
 def evaluation_table(evaluation: Evaluation) -> list[dict[str, Any]]:
     """One row per window and approach: the evaluation.json artifact."""
     return [
-        {"window": w.window.name, "train_rows": w.train_rows, "test_rows": w.test_rows, "approach": approach,
-         **w.results[approach]}
+        {
+            "window": w.window.name,
+            "train_rows": w.train_rows,
+            "test_rows": w.test_rows,
+            "approach": approach,
+            **w.results[approach],
+        }
         for w in evaluation.windows
         for approach in APPROACHES
         if approach in w.results
@@ -70,9 +75,8 @@ def log_run(
     mlflow.log_params(flatten(resolved))
     mlflow.log_dict(resolved, PARAMS_ARTIFACT)
     windows = [w.window for w in evaluation.windows]
-    mlflow.set_tags(
-        {WINDOWS_TAG: windows_tag(windows), "split.first_test_day": str(windows[0].test_from), "params_hash": params.hash}
-    )
+    first_day = str(windows[0].test_from)
+    mlflow.set_tags({WINDOWS_TAG: windows_tag(windows), "split.first_test_day": first_day, "params_hash": params.hash})
     mlflow.log_metrics(run_metrics(evaluation, hygiene, final))
     mlflow.log_dict({"windows": evaluation_table(evaluation)}, EVALUATION_ARTIFACT)
     importances = final.importances(params) if final is not None else {}
@@ -103,10 +107,4 @@ def log_tuning(tuned: Tuned) -> None:
         }
     )
     mlflow.log_metrics({f"tuning_validation_{name}": value for name, value in tuned.winner.metrics.items()})
-    mlflow.log_metrics({"tuning_fit_rows": float(tuned.fit_rows), "tuning_validation_rows": float(tuned.validation_rows)})
-
-
-def summary_rows(evaluation: Evaluation) -> list[tuple[str, dict[str, float]]]:
-    """(metric prefix, mean/worst values) per approach, for reports."""
-    summary = evaluation.summary
-    return [(PREFIX[approach], summary[approach]) for approach in APPROACHES if approach in summary]
+    mlflow.log_metrics({"tuning_fit_rows": tuned.fit_rows, "tuning_validation_rows": tuned.validation_rows})

@@ -112,4 +112,3 @@ def run_train(
 def summary_metrics(evaluation: Evaluation) -> dict[str, float]:
     """The aggregates (mean and worst over the windows) of the model and the baselines, for summaries."""
     return {name: value for name, value in evaluation.metrics.items() if not name.startswith("window")}
-

@@ -120,4 +120,3 @@ def tune(
         fit_count,
         validation_count,
     )
-
