@@ -207,21 +207,26 @@ def ablation_variants(raw: dict[str, Any], extra_numeric: list[str]) -> list[tup
     return variants
 
 
-def ablation_report(lake: Lake, raw: dict[str, Any], extra_numeric: list[str], command: str) -> str:
+def ablation_report(
+    lake: Lake, raw: dict[str, Any], extra_numeric: list[str], command: str, only: list[int], windows: int
+) -> str:
     cores = lake.spark.sparkContext.defaultParallelism
     features = lake.read(FEATURES_TABLE).where(F.col("pickup_date") < F.lit(VALIDATION_UNTIL))
     rows_out = []
-    for name, variant in ablation_variants(raw, extra_numeric):
+    for number, (name, variant) in enumerate(ablation_variants(raw, extra_numeric)):
+        if only and number not in only:
+            continue
+        variant["split"].update({"windows": windows, "window": "month", "test_from": None})
         params = ModelParams.from_dict(variant).resolved(cores)
         rows = labelled(features, params).persist()
-        windows = choose_windows(rows, params)
+        chosen = choose_windows(rows, params)
         started = time.perf_counter()
-        evaluation = evaluate_windows(rows, windows, params, keep_predictions=False)
+        evaluation = evaluate_windows(rows, chosen, params, keep_predictions=False, baselines=number < 2)
         seconds = time.perf_counter() - started
         rows.unpersist()
         summary = evaluation.summary
         print(name, {a: {k: round(v, 3) for k, v in s.items()} for a, s in summary.items()}, flush=True)
-        rows_out.append((name, summary, evaluation.fit_rows / evaluation.fit_seconds, seconds, windows))
+        rows_out.append((name, summary, evaluation.fit_rows / evaluation.fit_seconds, seconds, chosen))
     names = ["rmse_mean", "rmse_worst", "mae_mean", "rmsle_mean"]
     lines = [
         "## Ablation on validation windows (`bench_train.py --ablation`)",
@@ -239,7 +244,7 @@ def ablation_report(lake: Lake, raw: dict[str, Any], extra_numeric: list[str], c
     for name, summary, rate, _, _ in rows_out:
         model = " | ".join(f"{summary[MODEL][n]:.3f}" for n in names)
         base = [
-            " / ".join(f"{summary[a][n]:.3f}" for n in ("rmse_mean", "mae_mean", "rmsle_mean"))
+            " / ".join(f"{summary[a][n]:.3f}" for n in ("rmse_mean", "mae_mean", "rmsle_mean")) if a in summary else ""
             for a in (PAIR_MEDIAN, LINEAR)
         ]
         lines.append(f"| {name} | {model} | {rate:,.0f} | {base[0]} | {base[1]} |")
@@ -252,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=Path, default=SAMPLES, help=f"folder holding {SAMPLE_GLOB}")
     parser.add_argument("--tune", action="store_true", help="train with --tune (grid from conf/model.yaml)")
     parser.add_argument("--ablation", action="store_true", help="evaluate parameter variants on validation windows")
+    parser.add_argument("--variants", default="", help="comma-separated variant numbers to run (default: all)")
+    parser.add_argument("--validation-windows", type=int, default=3, help="ablation: months before 2019-10")
+    parser.add_argument("--section", default="ablation", help="ablation: the results section to write")
     parser.add_argument("--extra-numeric", default="", help="comma-separated extra numeric features to ablate")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change conf/model.yaml")
     args = parser.parse_args(argv)
@@ -267,7 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python bench/bench_train.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
     if args.ablation:
         extra = [name for name in args.extra_numeric.split(",") if name]
-        write_section("ablation", ablation_report(lake, raw, extra, command))
+        only = [int(n) for n in args.variants.split(",") if n]
+        report = ablation_report(lake, raw, extra, command, only, args.validation_windows)
+        write_section(args.section, report)
     else:
         from pipelines.train import run_train
 
