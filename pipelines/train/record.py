@@ -91,7 +91,8 @@ def log_run(
 
 def log_candidate(candidate: Candidate) -> None:
     """One tuning candidate as a nested run of the active run: its grid values and validation metrics."""
-    with mlflow.start_run(run_name=f"candidate-{candidate.number}", nested=True):
+    experiment_id = mlflow.active_run().info.experiment_id  # a nested run does not inherit its parent's experiment
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"candidate-{candidate.number}", nested=True):
         mlflow.log_params({f"regressor.params.{name}": value for name, value in candidate.overrides.items()})
         mlflow.log_metrics({f"validation_{name}": value for name, value in candidate.metrics.items()})
         mlflow.log_metric("fit_seconds", candidate.fit_seconds)

@@ -18,7 +18,7 @@ from pipelines.train.record import log_candidate, log_run, log_tuning
 from pipelines.train.reproduce import reproduce_run
 from pipelines.train.tracking import MODEL_ARTIFACT, log_delta_input, open_tracking
 from pipelines.train.tune import tune as tune_grid
-from pipelines.train.windows import choose_windows, hygiene_counts, labelled, test_span, train_rows
+from pipelines.train.windows import choose_windows, hygiene_counts, in_bounds, labelled, test_span
 
 STAGE = "train"
 INPUT_EXAMPLE_ROWS = 5
@@ -69,7 +69,7 @@ def run_train(
             evaluation = evaluate_windows(rows, windows, params)
             final = fit_final(rows, params)
             hygiene = hygiene_counts(rows, params)
-            log_delta_input(lake, FEATURES_TABLE, version, train_rows(rows, params), context="training")
+            log_delta_input(lake, FEATURES_TABLE, version, rows.where(in_bounds(params)), context="training")
             log_delta_input(lake, FEATURES_TABLE, version, test_span(rows, windows), context="testing")
             log_run(evaluation, params, hygiene, final)
             model_uri = log_model(final, rows, params)
