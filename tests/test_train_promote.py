@@ -77,7 +77,7 @@ def test_a_failed_alias_move_deletes_the_new_version(promotions, monkeypatch):
 
     monkeypatch.setattr(promote_module, "set_champion", broken)
     with mlflow.start_run(experiment_id=tracking.experiment_id), pytest.raises(RuntimeError, match="unavailable"):
-        model_uri = f"runs:/{worse.details['mlflow_run_id']}/model"
+        model_uri = tracking.client.get_model_version(tracking.model_name, worse.details["model_version"]).source
         decide_and_register(tracking, model_uri, 0.0, True, lambda current: 1.0)
     assert versions_of(tracking) == before
     assert champion_of(tracking) == better.details["model_version"]
