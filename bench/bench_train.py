@@ -1,48 +1,58 @@
-"""The trip-duration model on the real TLC samples: test metrics next to the baselines, training time and rows/s.
+"""The trip-duration model on the real TLC samples: rolling-window metrics next to the baselines, fit time, rows/s.
 
-Builds a lake from the 12 monthly yellow samples of 2019 (bronze -> silver -> gold, 10,000 rows each), then runs
-`lake train` with conf/model.yaml but the evaluation split
-(train on pickup days before 2019-11-01, test on 2019-11-01..12-31) and writes
-bench/results/model.md. The lake (with its MLflow store) is kept, so the run can be opened in the MLflow UI.
+Builds a lake from the 12 monthly yellow samples of 2019 (bronze -> silver -> gold, 10,000 rows each; an existing
+--lake-root that already holds gold.trip_features is reused), then
 
-    .venv/bin/python bench/bench_train.py [--lake-root DIR] [--samples DIR]
+- default: runs `lake train` (optionally `--tune`) with conf/model.yaml and writes the "train" section of
+  bench/results/model.md: per-window and mean/worst test metrics of the model and both baselines, fit time, rows/s;
+- `--ablation`: evaluates variants of the parameters on *validation* windows (the three months before the last
+  three, which stay the test windows) and writes the "ablation" section. `--extra-numeric a,b` adds variants
+  with extra gold.trip_features columns (e.g. pair_hour_median_duration,pickup_zone_trips_prev_hour);
+- `--set key=value` changes conf/model.yaml for the run (e.g. --set regressor.params.maxDepth=7).
+
+    .venv/bin/python bench/bench_train.py [--lake-root DIR] [--tune] [--ablation] [--extra-numeric a,b]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import datetime as dt
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pyspark
 import yaml
+from pyspark.sql import functions as F
 
 from lake import Lake, load_conf
-from pipelines.bronze import run_ingest
-from pipelines.gold import run_gold
-from pipelines.silver import run_silver
-from pipelines.train import run_train
-from pipelines.train.evaluate import LINEAR, METRICS, MODEL, PAIR_MEDIAN
-
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-EVALUATION_TEST_FROM = "2019-11-01"
+from pipelines.train.evaluate import APPROACHES, LINEAR, MODEL, PAIR_MEDIAN, PREFIX
+from pipelines.train.fit import evaluate_windows
+from pipelines.train.params import ModelParams
+from pipelines.train.windows import choose_windows, labelled
 
 PROJECT = Path(__file__).resolve().parents[1]
+CONF_DIR = PROJECT / "conf"
 RESULTS = PROJECT / "bench" / "results" / "model.md"
 SAMPLES = PROJECT.parent / "shared" / "data" / "nyc_tlc" / "csv" / "yellow"
 SAMPLE_GLOB = "yellow_tripdata_sample_2019-*.csv"
-APPROACHES = {
+FEATURES_TABLE = "gold.trip_features"
+LABELS = {
     MODEL: "model (Spark MLlib GBT)",
     PAIR_MEDIAN: "baseline: zone-pair median duration",
     LINEAR: "baseline: linear regression",
 }
-METRIC_PREFIX = {MODEL: "test", PAIR_MEDIAN: "baseline_pair_median_test", LINEAR: "baseline_linear_test"}
+# Ablation: decide on the three months before the test months (2019-07..09), never on the test months.
+VALIDATION_UNTIL = dt.date(2019, 10, 1)
+SECTION_ORDER = ["train", "peer", "ablation"]
 
 
 def machine() -> str:
@@ -58,93 +68,224 @@ def machine() -> str:
     )
 
 
-def timed(label: str, action, timings: dict[str, float]):
-    started = time.perf_counter()
-    result = action()
-    timings[label] = time.perf_counter() - started
-    print(f"{label}: {timings[label]:.1f} s {result.counts}", flush=True)
-    return result
+def write_section(name: str, text: str, path: Path = RESULTS) -> None:
+    """Replaces one marked section of the results file (train, peer, ablation), keeping the others."""
+    sections: dict[str, str] = {}
+    if path.exists():
+        found = re.findall(r"<!-- section:(\w+) -->\n(.*?)<!-- /section:\1 -->", path.read_text(), flags=re.S)
+        sections = {key: body for key, body in found}
+    sections[name] = text.rstrip() + "\n"
+    names = [n for n in SECTION_ORDER if n in sections] + sorted(set(sections) - set(SECTION_ORDER))
+    body = "\n".join(f"<!-- section:{n} -->\n{sections[n]}<!-- /section:{n} -->\n" for n in names)
+    path.write_text("# Trip-duration model on the real TLC samples\n\n" + body)
 
 
-def report(command: str, lake: Lake, files: list[Path], timings: dict[str, float], trained) -> str:
-    metrics = trained.details["metrics"]
-    train_rows, test_rows = trained.counts["train_rows"], trained.counts["test_rows"]
-    first_day = lake.read("gold.trip_features").agg({"pickup_date": "min"}).first()[0]
+def set_value(raw: dict[str, Any], assignment: str) -> None:
+    """key.path=value (value parsed as YAML) into the raw parameters."""
+    key, value = assignment.split("=", 1)
+    node = raw
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = yaml.safe_load(value)
+
+
+def bench_params(folder: Path, assignments: list[str]) -> tuple[Path, dict[str, Any]]:
+    """conf/model.yaml with the --set changes, written where the lake's conf points."""
+    raw = yaml.safe_load((CONF_DIR / "model.yaml").read_text())
+    for assignment in assignments:
+        set_value(raw, assignment)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model_bench.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path, raw
+
+
+def open_bench_lake(root: str, params_path: Path) -> Lake:
+    return Lake(load_conf(overrides={"lake.root": root, "mlflow.tracking_uri": None, "model.params": str(params_path)}))
+
+
+def build_lake(lake: Lake, files: list[Path], timings: dict[str, float]) -> None:
+    """bronze -> silver -> gold from the sample files, unless the lake already has gold.trip_features."""
+    if lake.exists(FEATURES_TABLE):
+        print(f"reusing {FEATURES_TABLE} in {lake.root}", flush=True)
+        return
+    from pipelines.bronze import run_ingest
+    from pipelines.gold import run_gold
+    from pipelines.silver import run_silver
+
+    for stage, action in (
+        ("bronze", lambda: run_ingest(lake, [str(f) for f in files])),
+        ("silver", lambda: run_silver(lake)),
+        ("gold", lambda: run_gold(lake)),
+    ):
+        started = time.perf_counter()
+        result = action()
+        timings[stage] = time.perf_counter() - started
+        print(f"{stage}: {timings[stage]:.1f} s {result.counts}", flush=True)
+
+
+def metric_table(rows: list[tuple[str, dict[str, float]]], metric_names: list[str]) -> list[str]:
+    lines = ["| " + " | ".join(["approach", *metric_names]) + " |", "|---" + "|---:" * len(metric_names) + "|"]
+    lines += [f"| {label} | " + " | ".join(f"{values[m]:.3f}" for m in metric_names) + " |" for label, values in rows]
+    return lines
+
+
+def train_report(command: str, trained, timings: dict[str, float], params: dict[str, Any]) -> str:
+    metrics, details = trained.details["metrics"], trained.details
+    summary_names = ["rmse_mean", "rmse_worst", "mae_mean", "mae_worst", "rmsle_mean", "rmsle_worst", "r2_mean"]
+    summary = [(LABELS[a], {name: metrics[f"{PREFIX[a]}_{name}"] for name in summary_names}) for a in APPROACHES]
+    client = mlflow.tracking.MlflowClient()
+    run_metrics = client.get_run(details["mlflow_run_id"]).data.metrics
+    per_window = []
+    for number, window in enumerate(details["windows"], start=1):
+        for a in APPROACHES:
+            values = {m: run_metrics[f"window{number}_{PREFIX[a]}_{m}"] for m in ("rmse", "mae", "rmsle", "r2")}
+            per_window.append((f"{window} {LABELS[a]}", values))
+    regressor = params["regressor"]["params"]
+    bounds = params["label_bounds"]
     lines = [
-        "# Trip-duration model on the real TLC samples",
+        "## Model vs baselines on rolling windows (`lake train`)",
         "",
         f"Command: `{command}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)",
         "",
         f"Machine: {machine()}",
         "",
-        f"Data: {len(files)} monthly yellow samples of 2019 ({', '.join(f.name for f in files[:1])} ...), "
-        f"through bronze, silver and gold. gold.trip_features version {trained.versions['gold.trip_features']}, "
-        f"first pickup day {first_day}.",
+        f"Data: gold.trip_features version {trained.versions[FEATURES_TABLE]} from the 12 monthly yellow samples "
+        f"of 2019. Parameters: target `{params['target']}`, training labels within "
+        f"[{bounds['min_minutes']}, {bounds['max_minutes']}] min, GBT {regressor}"
+        + (", tuned (`--tune`)" if details.get("tuned") else "")
+        + f". Windows: each trains on every earlier pickup day and tests on one month: {', '.join(details['windows'])}"
+        f". Test metrics in minutes over every labelled test trip (RMSLE on log1p minutes).",
         "",
-        f"Split by pickup day (conf/model.yaml, split.test_from = 2019-11-01): "
-        f"train on days before 2019-11-01 ({train_rows:,} labelled trips), "
-        f"test on 2019-11-01 and later ({test_rows:,} trips). Metrics are on the test window, in minutes "
-        "(RMSLE on log1p minutes); predictions below 0 are counted as 0.",
+        "Mean and worst over the windows:",
         "",
-        "| approach | RMSE | MAE | R2 | RMSLE |",
-        "|---|---:|---:|---:|---:|",
+        *metric_table(summary, summary_names),
+        "",
+        "Per window:",
+        "",
+        *metric_table(per_window, ["rmse", "mae", "rmsle", "r2"]),
+        "",
+        f"Label hygiene: {trained.counts['excluded_under_floor']:,} training rows under the floor and "
+        f"{trained.counts['excluded_over_cap']:,} over the cap left out of {run_metrics['labelled_rows']:,.0f}.",
+        "",
+        f"Final fit (every in-bounds row, preparation + GBT): {details['train_seconds']:.1f} s for "
+        f"{trained.counts['train_rows']:,} rows = {details['train_rows_per_second']:,.0f} rows/s. Window fits: "
+        + ", ".join(
+            f"{run_metrics[f'window{n}_train_rows']:,.0f} rows in {run_metrics[f'window{n}_fit_seconds']:.1f} s"
+            for n in range(1, len(details["windows"]) + 1)
+        )
+        + f". Whole `lake train` stage: {timings['train']:.1f} s.",
+        "",
+        f"MLflow run `{details['mlflow_run_id']}`, model `{details['model_name']}` version {details['model_version']}.",
     ]
-    for approach, label in APPROACHES.items():
-        values = [metrics[f"{METRIC_PREFIX[approach]}_{name}"] for name in METRICS]
-        lines.append(f"| {label} | " + " | ".join(f"{value:.3f}" for value in values) + " |")
-    seconds = trained.details["train_seconds"]
-    lines += [
-        "",
-        f"Training (fitting the model pipeline only): {seconds:.1f} s for {train_rows:,} rows = "
-        f"{train_rows / seconds:,.0f} rows/s. The whole `lake train` stage (split, fit, baselines, evaluation, "
-        f"plots, MLflow logging and registration): {timings['train']:.1f} s.",
-        "",
-        "| stage | seconds |",
-        "|---|---:|",
-        *[f"| {stage} | {value:.1f} |" for stage, value in timings.items()],
-        "",
-        f"MLflow run `{trained.details['mlflow_run_id']}`, model `{trained.details['model_name']}` version "
-        f"{trained.details['model_version']} (store: `{trained.details['mlflow_run_url']}`).",
-    ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
-def evaluation_params(folder: Path) -> Path:
-    """conf/model.yaml with the issue's evaluation split: train on 2019-01..10, test on 2019-11..12."""
-    params = yaml.safe_load((CONF_DIR / "model.yaml").read_text())
-    params["split"].update({"test_from": EVALUATION_TEST_FROM, "test_days": None})
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "model_evaluation.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+def ablation_variants(raw: dict[str, Any], extra_numeric: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Each variant changes one thing on top of the previous kept ones (see docs/model.md)."""
+    base = copy.deepcopy(raw)
+    base.update({"target": "identity", "label_bounds": {"min_minutes": None, "max_minutes": None}})
+    base["regressor"]["params"].update({"maxIter": 20, "maxDepth": 5})
+    variants = [("identity target, all labels, 20 trees depth 5 (before)", base)]
+
+    def variant(name: str, parent: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        changed = copy.deepcopy(parent)
+        for key, value in changes.items():
+            set_value(changed, f"{key.replace('__', '.')}={yaml.safe_dump(value).strip()}")
+        variants.append((name, changed))
+        return changed
+
+    bounded = variant("+ labels within [1, 180] min", base, label_bounds={"min_minutes": 1, "max_minutes": 180})
+    logged = variant("+ log1p target", bounded, target="log1p")
+    variant("log1p target, all labels", base, target="log1p")
+    deeper = variant("+ depth 7, 40 trees", logged, regressor__params__maxDepth=7, regressor__params__maxIter=40)
+    variant("+ depth 8, 60 trees, step 0.1", logged, regressor__params__maxDepth=8, regressor__params__maxIter=60)
+    if extra_numeric:
+        numeric = list(deeper["features"]["numeric"]) + extra_numeric
+        variant(f"+ {', '.join(extra_numeric)}", deeper, features__numeric=numeric)
+    return variants
+
+
+def ablation_report(
+    lake: Lake, raw: dict[str, Any], extra_numeric: list[str], command: str, only: list[int], windows: int
+) -> str:
+    cores = lake.spark.sparkContext.defaultParallelism
+    features = lake.read(FEATURES_TABLE).where(F.col("pickup_date") < F.lit(VALIDATION_UNTIL))
+    rows_out = []
+    for number, (name, variant) in enumerate(ablation_variants(raw, extra_numeric)):
+        if only and number not in only:
+            continue
+        variant["split"].update({"windows": windows, "window": "month", "test_from": None})
+        params = ModelParams.from_dict(variant).resolved(cores)
+        rows = labelled(features, params).persist()
+        chosen = choose_windows(rows, params)
+        started = time.perf_counter()
+        evaluation = evaluate_windows(rows, chosen, params, keep_predictions=False, baselines=number < 2)
+        seconds = time.perf_counter() - started
+        rows.unpersist()
+        summary = evaluation.summary
+        print(name, {a: {k: round(v, 3) for k, v in s.items()} for a, s in summary.items()}, flush=True)
+        rows_out.append((name, summary, evaluation.fit_rows / evaluation.fit_seconds, seconds, chosen))
+    names = ["rmse_mean", "rmse_worst", "mae_mean", "rmsle_mean"]
+    lines = [
+        "## Ablation on validation windows (`bench_train.py --ablation`)",
+        "",
+        f"Command: `{command}` ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC). Machine: {machine()}",
+        "",
+        f"Windows: {', '.join(w.name for w in rows_out[0][4])} (pickup days before {VALIDATION_UNTIL} only: the "
+        "test months 2019-10..12 play no part in these choices). Model metrics, minutes; the baselines' in the "
+        "last columns (they change with the label bounds only).",
+        "",
+        "| variant | RMSE mean | RMSE worst | MAE mean | RMSLE mean | fit rows/s | pair median RMSE / MAE / RMSLE "
+        "| linear RMSE / MAE / RMSLE |",
+        "|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for name, summary, rate, _, _ in rows_out:
+        model = " | ".join(f"{summary[MODEL][n]:.3f}" for n in names)
+        base = [
+            " / ".join(f"{summary[a][n]:.3f}" for n in ("rmse_mean", "mae_mean", "rmsle_mean")) if a in summary else ""
+            for a in (PAIR_MEDIAN, LINEAR)
+        ]
+        lines.append(f"| {name} | {model} | {rate:,.0f} | {base[0]} | {base[1]} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lake-root", default=None, help="where to build the lake (default: a new temp folder)")
+    parser.add_argument("--lake-root", default=None, help="the lake to build or reuse (default: a new temp folder)")
     parser.add_argument("--samples", type=Path, default=SAMPLES, help=f"folder holding {SAMPLE_GLOB}")
+    parser.add_argument("--tune", action="store_true", help="train with --tune (grid from conf/model.yaml)")
+    parser.add_argument("--ablation", action="store_true", help="evaluate parameter variants on validation windows")
+    parser.add_argument("--variants", default="", help="comma-separated variant numbers to run (default: all)")
+    parser.add_argument("--validation-windows", type=int, default=3, help="ablation: months before 2019-10")
+    parser.add_argument("--section", default="ablation", help="ablation: the results section to write")
+    parser.add_argument("--extra-numeric", default="", help="comma-separated extra numeric features to ablate")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change conf/model.yaml")
     args = parser.parse_args(argv)
     files = sorted(args.samples.glob(SAMPLE_GLOB))
     if len(files) != 12:
         raise SystemExit(f"expected 12 files {SAMPLE_GLOB} in {args.samples}, found {len(files)}")
     root = args.lake_root or tempfile.mkdtemp(prefix="bench-model-")
-    lake = Lake(
-        load_conf(
-            overrides={
-                "lake.root": root,
-                "mlflow.tracking_uri": None,
-                "model.params": str(evaluation_params(Path(root))),
-            }
-        )
-    )
+    params_path, raw = bench_params(Path(root) / "_bench_conf", args.set)
+    lake = open_bench_lake(root, params_path)
     print(f"lake: {root}", flush=True)
     timings: dict[str, float] = {}
-    timed("bronze", lambda: run_ingest(lake, [str(f) for f in files]), timings)
-    timed("silver", lambda: run_silver(lake), timings)
-    timed("gold", lambda: run_gold(lake), timings)
-    trained = timed("train", lambda: run_train(lake), timings)
+    build_lake(lake, files, timings)
     command = "python bench/bench_train.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
-    RESULTS.write_text(report(command, lake, files, timings, trained))
+    if args.ablation:
+        extra = [name for name in args.extra_numeric.split(",") if name]
+        only = [int(n) for n in args.variants.split(",") if n]
+        report = ablation_report(lake, raw, extra, command, only, args.validation_windows)
+        write_section(args.section, report)
+    else:
+        from pipelines.train import run_train
+
+        started = time.perf_counter()
+        trained = run_train(lake, tune=args.tune)
+        timings["train"] = time.perf_counter() - started
+        trained.details["tuned"] = args.tune
+        write_section("train", train_report(command, trained, timings, trained.details["params"]))
     print(RESULTS.read_text())
     return 0
 

@@ -1,4 +1,4 @@
-"""`lake train` on a small synthetic gold.trip_features: what a run logs, reproduction, promotion, clear errors."""
+"""`lake train` on a small synthetic gold.trip_features: what a run logs, windows, reproduction, tuning, errors."""
 
 from __future__ import annotations
 
@@ -15,13 +15,21 @@ from test_train_support import make_lake, synthetic_features, write_params
 from lake.catalog import TableMissingError
 from pipelines.common import StageError
 from pipelines.train import run_train
-from pipelines.train.evaluate import METRICS, regression_metrics
-from pipelines.train.model import FEATURES_TABLE, Split, load_params, split_frames
-from pipelines.train.tracking import CHAMPION, champion_uri, open_tracking
+from pipelines.train.evaluate import METRICS
+from pipelines.train.model import FEATURES_TABLE
+from pipelines.train.params import load_params
+from pipelines.train.tracking import CHAMPION, open_tracking
+from pipelines.train.windows import Window, stable, train_rows
 
 START = dt.date(2019, 1, 1)
 DAYS = 30
 PER_DAY = 40
+PREFIXES = ("test", "baseline_pair_median_test", "baseline_linear_test")
+# write_params: two 7-day windows at the end of the data
+WINDOWS = [
+    Window(START + dt.timedelta(days=DAYS - 14), START + dt.timedelta(days=DAYS - 8)),
+    Window(START + dt.timedelta(days=DAYS - 7), START + dt.timedelta(days=DAYS - 1)),
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,22 +55,32 @@ def test_run_logs_inputs_pinned_to_their_delta_version(trained):
         assert source == {"path": lake.path(FEATURES_TABLE), "delta_table_version": "0"}
 
 
-def test_run_splits_by_time_and_logs_counts_params_and_metrics(trained):
+def test_each_window_trains_on_every_earlier_day_and_tests_on_its_days(trained):
     lake, result, _, run = trained
-    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
-    features = lake.read(FEATURES_TABLE)
-    test_from = dt.date.fromisoformat(tags["split.test_from"])
-    assert tags["split.train_from"] == str(START) and test_from == START + dt.timedelta(days=DAYS - 7)
-    assert (
-        metrics["train_rows"] == features.where(f"pickup_date < '{test_from}'").count() == result.counts["train_rows"]
-    )
-    assert metrics["test_rows"] == features.where(f"pickup_date >= '{test_from}'").count() == result.counts["test_rows"]
-    assert params["regressor.type"] == "gbt" and params["seed"] == "42" and params["split.test_days"] == "7"
+    metrics, features = run.data.metrics, lake.read(FEATURES_TABLE)
+    assert result.details["windows"] == [w.name for w in WINDOWS]
+    assert json.loads(run.data.tags["split.windows"]) == [[str(w.test_from), str(w.test_to)] for w in WINDOWS]
+    for number, window in enumerate(WINDOWS, start=1):
+        before = features.where(F.col("pickup_date") < F.lit(window.test_from)).count()
+        inside = features.where(F.col("pickup_date").between(window.test_from, window.test_to)).count()
+        assert (metrics[f"window{number}_train_rows"], metrics[f"window{number}_test_rows"]) == (before, inside)
+    assert metrics["train_rows"] == features.count() == result.counts["train_rows"]  # the final fit: every row
+
+
+def test_run_logs_mean_and_worst_over_the_windows_for_model_and_baselines(trained):
+    _, result, _, run = trained
+    metrics, params = run.data.metrics, run.data.params
+    for prefix in PREFIXES:
+        for metric in METRICS:
+            per_window = [metrics[f"window{n}_{prefix}_{metric}"] for n in (1, 2)]
+            assert metrics[f"{prefix}_{metric}_mean"] == pytest.approx(sum(per_window) / 2)
+            worst = min(per_window) if metric == "r2" else max(per_window)
+            assert metrics[f"{prefix}_{metric}_worst"] == pytest.approx(worst)
+    assert per_window[0] != per_window[1]  # two different windows, two different fits
+    assert result.details["metrics"]["test_rmse_mean"] == pytest.approx(metrics["test_rmse_mean"])
+    assert metrics["test_r2_worst"] > 0  # durations depend on the features: the model must explain some of them
+    assert params["regressor.type"] == "gbt" and params["seed"] == "42" and params["split.windows"] == "2"
     assert "trip_distance" not in params["features.numeric"].split(",")
-    for prefix in ("test", "baseline_pair_median_test", "baseline_linear_test"):
-        assert {f"{prefix}_{m}" for m in METRICS} <= set(metrics)
-    assert metrics["test_rmse"] == pytest.approx(result.details["metrics"]["test_rmse"])
-    assert metrics["test_r2"] > 0  # durations depend on the features: the model must explain some of them
     assert metrics["train_seconds"] > 0 and metrics["train_rows_per_second"] > 0
 
 
@@ -100,8 +118,9 @@ def test_reproduce_gets_the_same_metrics_after_new_data_and_fails_once_files_are
     result = run_train(copy, reproduce_run_id=run.info.run_id)
 
     assert result.versions == {FEATURES_TABLE: 0}
-    prefixes = ("test", "baseline_pair_median_test", "baseline_linear_test")
-    compared = {f"{prefix}_{m}" for prefix in prefixes for m in METRICS}
+    aggregates = {f"{p}_{m}_{a}" for p in PREFIXES for m in METRICS for a in ("mean", "worst")}
+    per_window = {f"window{n}_{p}_{m}" for n in (1, 2) for p in PREFIXES for m in METRICS}
+    compared = aggregates | per_window
     assert set(result.details["original_metrics"]) == compared
     reproduced = open_tracking(copy).client.get_run(result.details["mlflow_run_id"])
     assert reproduced.data.tags["reproduces"] == run.info.run_id
@@ -109,9 +128,9 @@ def test_reproduce_gets_the_same_metrics_after_new_data_and_fails_once_files_are
     for name in compared:
         assert abs(reproduced.data.metrics[name] - run.data.metrics[name]) <= 1e-9, name
     assert (
-        reproduced.data.metrics["train_rows"]
-        == run.data.metrics["train_rows"]
-        < copy.read(FEATURES_TABLE).where(f"pickup_date < '{run.data.tags['split.test_from']}'").count()
+        reproduced.data.metrics["window1_train_rows"]
+        == run.data.metrics["window1_train_rows"]
+        < copy.read(FEATURES_TABLE).where(F.col("pickup_date") < WINDOWS[0].test_from).count()
     )  # the late rows appended for earlier days are not in version 0
 
     spark = lake.spark
@@ -125,23 +144,31 @@ def test_reproduce_gets_the_same_metrics_after_new_data_and_fails_once_files_are
         run_train(copy, reproduce_run_id=run.info.run_id)
 
 
-def test_promote_keeps_the_champion_when_the_new_model_is_not_better(trained, tmp_path):
-    lake, first, tracking, _ = trained
-    weak = write_params(tmp_path, regressor={"type": "gbt", "params": {"maxIter": 1, "maxDepth": 1, "maxBins": 32}})
-    weak_lake = make_lake(lake.spark, lake.root, weak)
+def test_tune_runs_each_candidate_nested_on_a_validation_window_before_the_test_windows(trained, tmp_path):
+    lake, _, tracking, _ = trained
+    copy_root = tmp_path / "lake"
+    shutil.copytree(lake.root, copy_root)
+    copy = make_lake(lake.spark, copy_root, lake.conf.conf_file("model.params"))
 
-    result = run_train(weak_lake, promote=True)
+    result = run_train(copy, tune=True)
 
-    run = tracking.client.get_run(result.details["mlflow_run_id"])
-    champion = mlflow.spark.load_model(champion_uri(tracking))
-    params = load_params(lake)
-    test = lake.read(FEATURES_TABLE).where(f"pickup_date >= '{run.data.tags['split.test_from']}'")
-    champion_rmse = regression_metrics(champion.transform(test), params["label"])["rmse"]
-    assert run.data.metrics["champion_test_rmse"] == pytest.approx(champion_rmse, abs=1e-9)
-    assert result.details["promoted"] is (run.data.metrics["test_rmse"] < champion_rmse)
-    assert result.details["promoted"] is False  # one depth-1 tree against a boosted ensemble on the same data
-    current = tracking.client.get_model_version_by_alias(tracking.model_name, CHAMPION)
-    assert str(current.version) == first.details["model_version"] != result.details["model_version"]
+    client = open_tracking(copy).client
+    parent = client.get_run(result.details["mlflow_run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(c.data.params["regressor.params.maxDepth"] for c in children) == ["2", "3"]
+    best = min(children, key=lambda c: c.data.metrics["validation_rmse"])
+    assert parent.data.params["regressor.params.maxDepth"] == best.data.params["regressor.params.maxDepth"]
+    validation_from = WINDOWS[0].test_from - dt.timedelta(days=5)
+    assert (
+        parent.data.tags["tuning.validation_window"] == f"{validation_from}..{WINDOWS[0].test_from - dt.timedelta(1)}"
+    )
+    rows_before = copy.read(FEATURES_TABLE).where(F.col("pickup_date") < validation_from).count()
+    assert parent.data.metrics["tuning_fit_rows"] == rows_before
+    assert result.details["params"]["regressor"]["params"]["maxDepth"] == int(
+        best.data.params["regressor.params.maxDepth"]
+    )
 
 
 def test_missing_table_is_a_clear_error(lake):
@@ -152,26 +179,28 @@ def test_missing_table_is_a_clear_error(lake):
 def test_empty_table_is_a_clear_error(spark, tmp_path):
     lake = make_lake(spark, tmp_path / "lake", write_params(tmp_path / "conf"))
     lake.append(FEATURES_TABLE, synthetic_features(spark, START, 1, 1, seed=1).limit(0))
-    with pytest.raises(StageError, match="has no rows"):
+    with pytest.raises(StageError, match="has no labelled rows"):
         run_train(lake)
 
 
 def test_too_small_a_window_names_the_window_and_the_setting(spark, tmp_path):
-    lake = make_lake(spark, tmp_path / "lake", write_params(tmp_path / "conf"))
+    lake = make_lake(spark, tmp_path / "lake", write_params(tmp_path / "conf", split={"windows": 1}))
     lake.append(FEATURES_TABLE, synthetic_features(spark, START, 10, 5, seed=3))
-    with pytest.raises(StageError, match=r"train window \(pickup_date < 2019-01-04.*has 15 .*split.min_train_rows"):
+    with pytest.raises(StageError, match=r"train window \(pickup_date < 2019-01-04\) has 15 .*split.min_train_rows"):
         run_train(lake)
 
 
-def test_split_frames_partition_and_order_rows_by_key_whatever_the_input_order(spark, tmp_path):
-    params = load_params(make_lake(spark, tmp_path / "lake", write_params(tmp_path / "conf")))
+def test_training_frames_partition_and_order_rows_by_key_whatever_the_input_order(spark, tmp_path):
+    params = load_params(make_lake(spark, tmp_path / "lake", write_params(tmp_path / "conf"))).resolved(2)
     features = synthetic_features(spark, START, 4, 10, seed=5)
-    split = Split(START + dt.timedelta(days=2), START, START + dt.timedelta(days=3))
 
     def layout(frame):
-        train, test = split_frames(frame, split, params)
-        return [[row.trip_key for row in part] for part in (train.rdd.glom().collect() + test.rdd.glom().collect())]
+        train = train_rows(frame, params, before=START + dt.timedelta(days=2))
+        parts = train.rdd.glom().collect() + stable(frame, params).rdd.glom().collect()
+        return [[row.trip_key for row in part] for part in parts]
 
     shuffled = features.repartition(3).sortWithinPartitions(F.rand(seed=1))
     assert layout(features.coalesce(1)) == layout(shuffled)
-    assert sorted(key for part in layout(shuffled) for key in part) == sorted(r.trip_key for r in features.collect())
+    assert sorted(key for part in layout(shuffled)[2:] for key in part) == sorted(
+        r.trip_key for r in features.collect()
+    )

@@ -85,13 +85,18 @@ def synthetic_features(
 
 
 def write_params(folder: Path, **changes: dict) -> Path:
-    """conf/model.yaml with tiny-model settings for tests, then `changes` merged into its top-level sections."""
+    """conf/model.yaml with tiny-model settings for tests (two 7-day windows, a 2-point grid), then `changes`
+    merged into its top-level sections (a non-dict value replaces the section)."""
     params = yaml.safe_load((DEFAULT_CONF_DIR / "model.yaml").read_text())
     params["regressor"]["params"].update({"maxIter": 5, "maxDepth": 3, "maxBins": 32})
-    params["split"] = {"test_from": None, "test_days": 7, "min_train_rows": 100, "min_test_rows": 30}
+    params["split"] = {"windows": 2, "window": "days", "test_days": 7, "min_train_rows": 100, "min_test_rows": 30}
+    params["tuning"] = {"validation_days": 5, "grid": {"maxDepth": [2, 3]}}
     params["plots"]["sample_rows"] = 200
     for section, values in changes.items():
-        params[section] = {**copy.deepcopy(params.get(section) or {}), **values}
+        if isinstance(values, dict):
+            params[section] = {**copy.deepcopy(params.get(section) or {}), **values}
+        else:
+            params[section] = values
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.yaml"
     path.write_text(yaml.safe_dump(params))

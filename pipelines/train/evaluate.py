@@ -1,22 +1,29 @@
-"""Test-window metrics (in minutes) of the model and of its two baselines."""
+"""Test metrics (in minutes) of the model and its two baselines, per window and aggregated over windows."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake.errors import InputError
-from pipelines.train.model import PREDICTION_COL, build_linear_pipeline
+from pipelines.train.model import FEATURES_COL, PREDICTION_COL, TARGET_COL, build_linear, build_preparation
+from pipelines.train.params import ModelParams
 
 METRICS = ("rmse", "mae", "r2", "rmsle")
+HIGHER_IS_BETTER = {"r2"}
 MODEL = "model"
 PAIR_MEDIAN = "pair_median"
 LINEAR = "linear"
+APPROACHES = (MODEL, PAIR_MEDIAN, LINEAR)
 PAIR_KEYS = ["pickup_zone_id", "dropoff_zone_id"]
+# MLflow metric prefixes: test_rmse for the model, baseline_<name>_test_rmse for the baselines.
+PREFIX = {MODEL: "test", PAIR_MEDIAN: "baseline_pair_median_test", LINEAR: "baseline_linear_test"}
+AGGREGATES = ("mean", "worst")
+
+Results = dict[str, dict[str, float]]  # approach -> metric -> value
 
 
 def clipped_prediction(column: str = PREDICTION_COL) -> F.Column:
@@ -58,28 +65,45 @@ def pair_median_predictions(train: DataFrame, test: DataFrame, label: str) -> Da
     )
 
 
-def evaluate_all(
-    model: PipelineModel, train: DataFrame, test: DataFrame, params: dict[str, Any]
-) -> tuple[dict[str, dict[str, float]], DataFrame]:
-    """Metrics per approach (model, pair_median, linear) on the test window, and the model's test predictions
-    (persisted: the plots read them again)."""
-    label = params["label"]
-    predictions = (
-        model.transform(test).select("trip_key", "pickup_date", "pickup_hour", label, PREDICTION_COL).persist()
-    )
-    linear = build_linear_pipeline(params).fit(train)
-    results = {
-        MODEL: regression_metrics(predictions, label),
+def fit_linear(train: DataFrame, params: ModelParams) -> PipelineModel:
+    """The linear-regression baseline on one-hot features, fitted on minutes (whatever the model's target)."""
+    preparation = build_preparation(params, one_hot=True).fit(train)
+    assembled = preparation.transform(train).select(FEATURES_COL, F.col(params.label).cast("double").alias(TARGET_COL))
+    return PipelineModel(stages=[*preparation.stages, build_linear(params).fit(assembled)])
+
+
+def baseline_results(train: DataFrame, test: DataFrame, params: ModelParams) -> Results:
+    """Test metrics of the zone-pair median and the linear regression, both trained on the model's train rows."""
+    label = params.label
+    return {
         PAIR_MEDIAN: regression_metrics(pair_median_predictions(train, test, label), label),
-        LINEAR: regression_metrics(linear.transform(test), label),
+        LINEAR: regression_metrics(fit_linear(train, params).transform(test), label),
     }
-    return results, predictions
 
 
-def flat_metrics(results: dict[str, dict[str, float]]) -> dict[str, float]:
-    """MLflow metric names: test_rmse for the model, baseline_<name>_test_rmse for the baselines."""
+def worst(metric: str, values: list[float]) -> float:
+    return min(values) if metric in HIGHER_IS_BETTER else max(values)
+
+
+def aggregate(per_window: list[Results]) -> Results:
+    """Mean and worst value over the windows, per approach: {"model": {"rmse_mean": .., "rmse_worst": ..}, ..}."""
+    summary: Results = {}
+    for approach in per_window[0]:
+        summary[approach] = {}
+        for metric in METRICS:
+            values = [results[approach][metric] for results in per_window]
+            summary[approach][f"{metric}_mean"] = sum(values) / len(values)
+            summary[approach][f"{metric}_worst"] = worst(metric, values)
+    return summary
+
+
+def flat_metrics(per_window: list[Results]) -> dict[str, float]:
+    """MLflow metric names: test_rmse_mean / _worst and window<k>_test_rmse for the model; the same with
+    baseline_<name>_test for the baselines."""
     flat = {}
-    for approach, metrics in results.items():
-        prefix = "test" if approach == MODEL else f"baseline_{approach}_test"
-        flat.update({f"{prefix}_{name}": value for name, value in metrics.items()})
+    for approach, values in aggregate(per_window).items():
+        flat.update({f"{PREFIX[approach]}_{name}": value for name, value in values.items()})
+    for number, results in enumerate(per_window, start=1):
+        for approach, metrics in results.items():
+            flat.update({f"window{number}_{PREFIX[approach]}_{name}": value for name, value in metrics.items()})
     return flat

@@ -14,6 +14,7 @@ from pyspark.sql import DataFrame  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
 from pipelines.train.evaluate import clipped_prediction  # noqa: E402
+from pipelines.train.params import ModelParams  # noqa: E402
 
 DPI = 110
 
@@ -63,13 +64,14 @@ def feature_importances(importances: dict[str, float], out: Path) -> Path:
     return _save(fig, out / "feature_importances.png")
 
 
-def all_plots(predictions: DataFrame, importances: dict[str, float], params: dict[str, Any], out: Path) -> list[Path]:
-    sample_rows = int(params.get("plots", {}).get("sample_rows", 5000))
-    return [
-        predicted_vs_actual(predictions, params["label"], sample_rows, int(params["seed"]), out),
-        residuals_by_hour(predictions, params["label"], out),
-        feature_importances(importances, out),
-    ]
+def all_plots(predictions: DataFrame, importances: dict[str, float], params: ModelParams, out: Path) -> list[Path]:
+    """The plots of the last test window (and of the final model's importances, when there is one)."""
+    plots = [predicted_vs_actual(predictions, params.label, params.plot_sample_rows, params.seed, out)]
+    if "pickup_hour" in predictions.columns:
+        plots.append(residuals_by_hour(predictions, params.label, out))
+    if importances:
+        plots.append(feature_importances(importances, out))
+    return plots
 
 
 def _save(fig: Any, path: Path) -> Path:

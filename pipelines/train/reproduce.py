@@ -1,8 +1,6 @@
-"""`lake train --reproduce RUN_ID`: retrain from the exact Delta versions, parameters and split of an earlier run."""
+"""`lake train --reproduce RUN_ID`: re-evaluate an earlier run from its Delta version, parameters and windows."""
 
 from __future__ import annotations
-
-import datetime as dt
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -12,10 +10,12 @@ from pyspark.sql import DataFrame
 from lake import Lake
 from lake.errors import InputError
 from pipelines.common import StageError, StageResult
-from pipelines.train.fit import fit_and_evaluate
-from pipelines.train.model import FEATURES_TABLE, Split
-from pipelines.train.record import log_fitted
+from pipelines.train.fit import evaluate_windows
+from pipelines.train.model import FEATURES_TABLE
+from pipelines.train.params import ModelParams
+from pipelines.train.record import WINDOWS_TAG, log_run
 from pipelines.train.tracking import PARAMS_ARTIFACT, Tracking, input_tag, log_delta_input
+from pipelines.train.windows import Window, hygiene_counts, labelled, test_span, windows_from_tag
 
 STAGE = "train"
 # Metrics are sums over the same rows in the same order, so a reproduction matches to rounding noise at most.
@@ -58,8 +58,19 @@ def read_pinned(lake: Lake, table: str, version: int) -> DataFrame:
     return lake.read(table, version=version)
 
 
+def recorded_windows(run: mlflow.entities.Run) -> list[Window]:
+    """The run's evaluation windows (its split.windows tag)."""
+    if WINDOWS_TAG not in run.data.tags:
+        raise InputError(
+            f"MLflow run {run.info.run_id} has no {WINDOWS_TAG} tag: it predates rolling-window evaluation and "
+            "cannot be reproduced by this version"
+        )
+    return windows_from_tag(run.data.tags[WINDOWS_TAG])
+
+
 def reproduce_run(lake: Lake, tracking: Tracking, source_run_id: str, run_id: str) -> StageResult:
-    """Retrains as source_run_id did; raises StageError if an input version is gone or a metric differs."""
+    """Re-evaluates source_run_id's windows; raises StageError if an input version is gone or a metric differs.
+    A tuned run is reproduced with its winning parameters (what it recorded), not by tuning again."""
     try:
         source = tracking.client.get_run(source_run_id)
     except MlflowException as exc:
@@ -67,43 +78,39 @@ def reproduce_run(lake: Lake, tracking: Tracking, source_run_id: str, run_id: st
     versions = pinned_inputs(source)
     if FEATURES_TABLE not in versions:
         raise InputError(f"MLflow run {source_run_id} has no {input_tag(FEATURES_TABLE, 'version')} tag to reproduce")
-    params = mlflow.artifacts.load_dict(f"{source.info.artifact_uri}/{PARAMS_ARTIFACT}")
-    tags = source.data.tags
-    split = Split(
-        dt.date.fromisoformat(tags["split.test_from"]),
-        dt.date.fromisoformat(tags["split.train_from"]),
-        dt.date.fromisoformat(tags["split.test_to"]),
-    )
+    raw = mlflow.artifacts.load_dict(f"{source.info.artifact_uri}/{PARAMS_ARTIFACT}")
+    params = ModelParams.from_dict(raw, source=f"run {source_run_id} {PARAMS_ARTIFACT}")
+    windows = recorded_windows(source)
     version = versions[FEATURES_TABLE]
-    fitted = fit_and_evaluate(read_pinned(lake, FEATURES_TABLE, version), split, params)
-    expected = {name: source.data.metrics.get(name) for name in fitted.metrics}
+    rows = labelled(read_pinned(lake, FEATURES_TABLE, version), params)
+    evaluation = evaluate_windows(rows, windows, params)
+    expected = {name: source.data.metrics.get(name) for name in evaluation.metrics}
     differences = {
         name: abs(value - expected[name]) if expected[name] is not None else float("inf")
-        for name, value in fitted.metrics.items()
+        for name, value in evaluation.metrics.items()
     }
     matched = all(diff <= TOLERANCE for diff in differences.values())
     try:
         with mlflow.start_run(experiment_id=tracking.experiment_id, run_name=run_id) as run:
             mlflow.set_tags({"stage_run_id": run_id, "reproduces": source_run_id, "reproduced": str(matched).lower()})
-            log_delta_input(lake, FEATURES_TABLE, version, fitted.train, context="training")
-            log_delta_input(lake, FEATURES_TABLE, version, fitted.test, context="testing")
-            log_fitted(fitted, params)
+            log_delta_input(lake, FEATURES_TABLE, version, test_span(rows, windows), context="testing")
+            log_run(evaluation, params, hygiene_counts(rows, params))
             mlflow.log_metric("reproduction_max_abs_diff", max(differences.values()))
     finally:
-        fitted.release()
+        evaluation.release()
     if not matched:
         worst = {name: diff for name, diff in differences.items() if diff > TOLERANCE}
         raise StageError(f"run {source_run_id} was not reproduced (MLflow run {run.info.run_id}): differences {worst}")
     return StageResult(
         STAGE,
         run_id,
-        counts={"train_rows": fitted.train_rows, "test_rows": fitted.test_rows},
+        counts={"windows": len(windows), "test_rows": sum(w.test_rows for w in evaluation.windows)},
         versions={FEATURES_TABLE: version},
         details={
             "mlflow_run_id": run.info.run_id,
             "mlflow_run_url": tracking.run_url(run.info.run_id),
             "reproduced_run_id": source_run_id,
-            "metrics": fitted.metrics,
+            "metrics": evaluation.metrics,
             "original_metrics": expected,
             "max_abs_diff": max(differences.values()),
             "model_name": tracking.model_name,

@@ -18,6 +18,7 @@ CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
 PARAMS_ARTIFACT = "model_params.json"  # the resolved parameters, read back by --reproduce
 MLFLOW_DIR = "_mlflow"
+WEB_SCHEMES = ("http://", "https://")
 
 
 def input_tag(table: str, field: str) -> str:
@@ -35,9 +36,16 @@ class Tracking:
     client: MlflowClient
 
     def run_url(self, run_id: str) -> str:
-        if self.uri.startswith(("http://", "https://")):
-            return f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{run_id}"
+        """The run's web page on a tracking server; for a local store, where the run is stored."""
+        if self.uri.startswith(WEB_SCHEMES):
+            return run_page(self.uri, self.experiment_id, run_id)
         return f"{self.uri} experiment {self.experiment_id} run {run_id}"
+
+
+def run_page(base_url: str, experiment_id: str, run_id: str) -> str:
+    """A run's page in the MLflow UI served at base_url (a tracking server, or `mlflow ui` over a local store).
+    The one place that knows the UI's URL layout."""
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
 def tracking_uri(lake: Lake) -> str:
@@ -94,3 +102,12 @@ def champion_uri(tracking: Tracking) -> str:
 
 def set_champion(tracking: Tracking, version: str) -> None:
     tracking.client.set_registered_model_alias(tracking.model_name, CHAMPION, version)
+
+
+def register_version(tracking: Tracking, model_uri: str) -> str:
+    """Registers a logged model as a new version of the lake's registered model; returns the version."""
+    return str(mlflow.register_model(model_uri, tracking.model_name).version)
+
+
+def delete_version(tracking: Tracking, version: str) -> None:
+    tracking.client.delete_model_version(tracking.model_name, version)
