@@ -20,6 +20,7 @@ from lake.errors import MissingInputError
 TRIP_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 HASH_CHUNK_BYTES = 8 * 1024 * 1024
 HEADER_PEEK_BYTES = 64 * 1024
+PARQUET_CHECK_ROWS = 256 * 1024
 # yyyy-MM (or yyyy_MM, or yyyy-MM-dd) in a file name, not part of a longer number.
 SOURCE_MONTH = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_](0[1-9]|1[0-2])(?!\d)")
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
@@ -140,10 +141,15 @@ class GzipCheck:
 
 
 def parquet_rows(source: SourceFile) -> int:
-    """The row count a Parquet file's footer declares."""
+    """The rows of a Parquet file, decoded once in batches (a corrupt page fails here, naming this file, rather
+    than failing the whole batch's Spark job); the count must equal the footer's."""
     filesystem, path = _filesystem(source.location)
     with filesystem.open_input_file(path) as handle:
-        return pq.read_metadata(handle).num_rows
+        parquet = pq.ParquetFile(handle)
+        rows = sum(batch.num_rows for batch in parquet.iter_batches(batch_size=PARQUET_CHECK_ROWS))
+        if rows != parquet.metadata.num_rows:
+            raise ValueError(f"footer declares {parquet.metadata.num_rows:,} rows, pages hold {rows:,}")
+        return rows
 
 
 def delimiter_hint(header: list[str]) -> str | None:
