@@ -19,7 +19,7 @@ COMMITTED = Path(__file__).resolve().parent / "hostile"
 HUGE = 1_000_000
 
 
-def trip_table(rows: int, passenger_type: pa.DataType = pa.int64()) -> pa.Table:
+def trip_table(rows: int, passenger_type: pa.DataType | None = None) -> pa.Table:
     """Trips as a real TLC Parquet file types them: timestamps, integers, doubles, original column names."""
     pickups = pa.array([f"2019-01-0{1 + i % 9} 0{i % 10}:00:00" for i in range(rows)]).cast(pa.timestamp("us"))
     return pa.table(
@@ -27,7 +27,7 @@ def trip_table(rows: int, passenger_type: pa.DataType = pa.int64()) -> pa.Table:
             "VendorID": pa.array([1 + i % 2 for i in range(rows)], pa.int64()),
             "tpep_pickup_datetime": pickups,
             "tpep_dropoff_datetime": pickups,
-            "passenger_count": pa.array([i % 4 for i in range(rows)]).cast(passenger_type),
+            "passenger_count": pa.array([i % 4 for i in range(rows)]).cast(passenger_type or pa.int64()),
             "trip_distance": pa.array([i * 0.5 for i in range(rows)]),
             "PULocationID": pa.array([48] * rows, pa.int32()),
         }
