@@ -106,7 +106,7 @@ def describe(location: str) -> SourceFile:
     digest = hashlib.sha256()
     size = 0
     check = GzipCheck() if location.lower().endswith(".gz") else None
-    with filesystem.open_input_stream(path) as stream:
+    with filesystem.open_input_stream(path, compression=None) as stream:
         while chunk := stream.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
             size += len(chunk)
@@ -166,7 +166,7 @@ def read_header(source: SourceFile) -> list[str]:
     if source.file_format == "parquet":
         with filesystem.open_input_file(path) as handle:
             return list(pq.read_schema(handle).names)
-    with filesystem.open_input_stream(path) as stream:
+    with filesystem.open_input_stream(path, compression=None) as stream:
         head = stream.read(HEADER_PEEK_BYTES)
     if source.location.lower().endswith(".gz"):
         head = gzip.GzipFile(fileobj=io.BytesIO(head)).read1(HEADER_PEEK_BYTES)
