@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+import random
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
+# Delta's optimistic-concurrency conflicts: another writer committed first; re-reading and retrying is safe.
+CONFLICT_NAMES = (
+    "ConcurrentModificationException",
+    "ConcurrentAppendException",
+    "ConcurrentDeleteReadException",
+    "ConcurrentDeleteDeleteException",
+    "ConcurrentTransactionException",
+    "ConcurrentWriteException",
+    "MetadataChangedException",
+    "ProtocolChangedException",
+    "DELTA_CONCURRENT_",
+)
+CONFLICT_ATTEMPTS = 6
+CONFLICT_BASE_DELAY_SECONDS = 0.5
+CONFLICT_MAX_DELAY_SECONDS = 8.0
+Result = TypeVar("Result")
 
 
 def is_delta(spark: SparkSession, path: str) -> bool:
@@ -49,8 +68,14 @@ def write(
     partition_by: list[str] | None = None,
     replace_where: str | None = None,
     user_metadata: str | None = None,
+    txn: tuple[str, int] | None = None,
+    options: dict[str, str] | None = None,
 ) -> int:
-    """One atomic Delta commit (append, overwrite, or overwrite of the rows matching replace_where)."""
+    """One atomic Delta commit (append, overwrite, or overwrite of the rows matching replace_where).
+
+    txn=(app_id, version) makes the write idempotent: Delta skips it when the table already records that
+    application's transaction at this version or later (a retried job commits once).
+    """
     writer = df.write.format("delta").mode(mode)
     if partition_by:
         writer = writer.partitionBy(*partition_by)
@@ -58,8 +83,47 @@ def write(
         writer = writer.option("replaceWhere", replace_where)
     if user_metadata:
         writer = writer.option("userMetadata", user_metadata)
+    if txn:
+        writer = writer.option("txnAppId", txn[0]).option("txnVersion", int(txn[1]))
+    for key, value in (options or {}).items():
+        writer = writer.option(key, value)
     writer.save(path)
     return latest_version(df.sparkSession, path)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """True for Delta's concurrent-modification conflicts (Python-converted or raw Py4J), whatever the wrapping."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = f"{type(seen).__name__}: {seen}"
+        if any(name in text for name in CONFLICT_NAMES):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def retry_on_conflict(
+    action: Callable[[], Result],
+    attempts: int = CONFLICT_ATTEMPTS,
+    base_delay_seconds: float = CONFLICT_BASE_DELAY_SECONDS,
+    on_retry: Callable[[int, BaseException], None] | None = None,
+) -> Result:
+    """Runs action, re-running it after a Delta commit conflict with jittered exponential backoff (bounded).
+
+    action must re-read whatever it decided on (its snapshot is stale after a conflict); other errors, and the
+    last conflict, propagate.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == attempts or not is_conflict(exc):
+                raise
+            if on_retry:
+                on_retry(attempt, exc)
+            delay = min(CONFLICT_MAX_DELAY_SECONDS, base_delay_seconds * 2 ** (attempt - 1))
+            time.sleep(delay * (0.5 + random.random()))
+    raise AssertionError("unreachable")
 
 
 def merge(

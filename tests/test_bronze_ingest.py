@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 from pathlib import Path
 
@@ -18,15 +19,23 @@ YELLOW_ORIGINAL = "yellow/yellow_tripdata_sample_2021.csv"
 GREEN_FOLDER = "green"
 
 
+@pytest.fixture(scope="session")
+def tlc(request) -> Path:
+    """The real samples: $TLC_SAMPLES when set (a worktree away from ../shared), else conftest's `samples`."""
+    override = os.environ.get("TLC_SAMPLES")
+    return Path(override) if override else request.getfixturevalue("samples")
+
+
 def data_rows(path: Path) -> int:
     with path.open(newline="") as handle:
         return sum(1 for _ in csv.reader(handle)) - 1
 
 
 @pytest.fixture(scope="module")
-def landing(samples, tmp_path_factory) -> Path:
+def landing(tlc, tmp_path_factory) -> Path:
     """Real samples in every naming, plus broken files, in one landing folder."""
     folder = tmp_path_factory.mktemp("landing")
+    samples = tlc
     for name in (YELLOW_RENAMED, YELLOW_MIXED, YELLOW_ORIGINAL):
         shutil.copy(samples / name, folder / Path(name).name)
     shutil.copytree(samples / GREEN_FOLDER, folder / "green")
@@ -116,8 +125,11 @@ def test_metadata_naming_variants_and_rescued_columns(ingested, landing):
     original = bronze.where(F.col("_source_file").endswith("sample_2021.csv"))
     assert original.where(F.col("_rescued").getItem("test_bool").isNull()).count() == 0
     assert original.where(F.col("pickup_datetime").isNull() | F.col("pickup_location_id").isNull()).count() == 0
+    # The month comes from the file name only: nested_directories_time/2018/10/green_tripdata.csv has none.
     months = {r[0] for r in bronze.where(F.col("_source_file").contains("2018/10")).select("_source_month").collect()}
-    assert months == {"2018-10"}
+    assert months == {None}
+    named = bronze.where(F.col("_source_file").endswith("green_tripdata_2019-02.csv")).select("_source_month")
+    assert {r[0] for r in named.collect()} == {"2019-02"}
     nulls = bronze.where(F.col("_source_hash").isNull() | F.col("_run_id").isNull() | F.col("_ingested_at").isNull())
     assert nulls.count() == 0
 

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from pipelines.bronze.files import source_month
 from pipelines.bronze.ingest import to_raw_columns
 from pipelines.bronze.schema_map import SchemaMismatch, map_columns
 from pipelines.schemas import RAW_TRIP_COLUMNS
+from pipelines.timestamps import parse_tlc_timestamp, tlc_month
+
+
+@pytest.fixture(scope="session")
+def tlc(request) -> Path:
+    """The real samples: $TLC_SAMPLES when set (a worktree away from ../shared), else conftest's `samples`."""
+    override = os.environ.get("TLC_SAMPLES")
+    return Path(override) if override else request.getfixturevalue("samples")
+
 
 RENAMED = ["vendor_id", "pickup_datetime", "dropoff_datetime", "pickup_location_id", "dropoff_location_id"]
 ORIGINAL_YELLOW = ["VendorID", "tpep_pickup_datetime", "tpep_dropoff_datetime", "PULocationID", "DOLocationID"]
@@ -93,3 +107,49 @@ def test_to_raw_columns_renames_fills_and_rescues(spark):
         + ", _rescued map<string,string>, _corrupt_record string",
     )
     assertDataFrameEqual(to_raw_columns(source, mapping, names), expected.select(*expected_columns))
+
+
+NESTED = "green/nested_directories_time"
+
+
+@pytest.mark.parametrize(
+    ("location", "month"),
+    [
+        ("/landing/yellow_tripdata_2019-03.csv", "2019-03"),
+        ("/landing/yellow_tripdata_2019-03-05.csv", "2019-03"),
+        ("/landing/yellow_tripdata_2019_11.csv.gz", "2019-11"),
+        ("s3://bucket/raw/green_tripdata_2020-12.parquet", "2020-12"),
+        ("/landing/2019-05-01/green_tripdata.csv", None),  # a dated landing folder is not the file's month
+        ("/landing/2018/10/green_tripdata.csv", None),
+        ("/landing/2019-05/trips_120190312.csv", None),  # digits inside a longer number are no month
+        ("/landing/yellow_tripdata_2019-13.csv", None),
+    ],
+)
+def test_source_month_comes_from_the_file_name_only(location, month):
+    assert source_month(location) == month
+
+
+def test_source_month_of_the_real_nested_sample_folders_is_null(tlc):
+    nested = sorted((tlc / NESTED).rglob("*.csv"))
+    assert len(nested) == 3 and all("/2018/" in str(p) for p in nested)
+    assert {source_month(str(p)) for p in nested} == {None}
+    named = sorted((tlc / "green").glob("green_tripdata_2019-*.csv"))
+    assert [source_month(str(p)) for p in named] == ["2019-01", "2019-02", "2019-03"]
+
+
+def test_tlc_timestamps_parse_iso_and_us_formats_the_same(spark):
+    texts = [
+        ("2019-01-15 03:36:12", "2019-01-15 03:36:12", "2019-01"),
+        ("2019-01-15T03:36:12", "2019-01-15 03:36:12", "2019-01"),
+        (" 01/15/2019 03:36:12 PM ", "2019-01-15 15:36:12", "2019-01"),
+        ("12/31/2018 12:05:00 AM", "2018-12-31 00:05:00", "2018-12"),
+        ("1900-01-01 00:00:00", "1900-01-01 00:00:00", "1900-01"),
+        ("not a time", None, None),
+        ("", None, None),
+        (None, None, None),
+    ]
+    frame = spark.createDataFrame([(t,) for t, _, _ in texts], "text string")
+    got = frame.select(
+        "text", F.date_format(parse_tlc_timestamp("text"), "yyyy-MM-dd HH:mm:ss").alias("ts"), tlc_month("text")
+    ).collect()
+    assert [(r[0], r[1], r[2]) for r in got] == texts

@@ -9,6 +9,7 @@ import hashlib
 import io
 import os
 import re
+import zlib
 from dataclasses import dataclass
 
 import pyarrow.parquet as pq
@@ -19,7 +20,18 @@ from lake.errors import MissingInputError
 TRIP_FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 HASH_CHUNK_BYTES = 8 * 1024 * 1024
 HEADER_PEEK_BYTES = 64 * 1024
-SOURCE_MONTH = re.compile(r"((?:19|20)\d{2})[-_/](0[1-9]|1[0-2])(?!\d)")
+PARQUET_CHECK_ROWS = 256 * 1024
+# yyyy-MM (or yyyy_MM, or yyyy-MM-dd) in a file name, not part of a longer number.
+SOURCE_MONTH = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_](0[1-9]|1[0-2])(?!\d)")
+DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def source_month(location: str) -> str | None:
+    """yyyy-MM from the file NAME (yellow_tripdata_2019-03.csv, ..._2019-03-05.csv), never from a folder: files
+    under a dated landing folder (<landing>/2019-05-01/green_tripdata.csv) carry no month of their own."""
+    name = location.rstrip("/").rsplit("/", 1)[-1]
+    matches = SOURCE_MONTH.findall(name)
+    return f"{matches[-1][0]}-{matches[-1][1]}" if matches else None
 
 
 @dataclass(frozen=True)
@@ -33,9 +45,12 @@ class SourceFile:
 
     @property
     def source_month(self) -> str | None:
-        """yyyy-MM from the path (2019-01 in yellow_tripdata_2019-01.csv, or .../2018/10/...), if any."""
-        matches = SOURCE_MONTH.findall(self.location)
-        return f"{matches[-1][0]}-{matches[-1][1]}" if matches else None
+        """yyyy-MM from the file name (2019-01 in yellow_tripdata_2019-01.csv), None when the name has none."""
+        return source_month(self.location)
+
+    @property
+    def gzipped(self) -> bool:
+        return self.location.lower().endswith(".gz")
 
 
 def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
@@ -81,17 +96,68 @@ def expand_paths(paths: list[str]) -> list[str]:
     return sorted({os.path.abspath(p) if "://" not in p else p for p in found})
 
 
+class TruncatedGzip(ValueError):
+    """A .gz file whose compressed stream ends early or is corrupt (Spark would fail the whole batch on it)."""
+
+
 def describe(location: str) -> SourceFile:
-    """Size, SHA-256 of the content, and format of one file."""
+    """Size, SHA-256 of the content, and format of one file, in one pass; a .gz stream is also checked whole."""
     filesystem, path = _filesystem(location)
     digest = hashlib.sha256()
     size = 0
-    with filesystem.open_input_stream(path) as stream:
+    check = GzipCheck() if location.lower().endswith(".gz") else None
+    with filesystem.open_input_stream(path, compression=None) as stream:
         while chunk := stream.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
             size += len(chunk)
+            if check is not None:
+                check.feed(chunk)
+    if check is not None and size and not check.complete:
+        raise TruncatedGzip(f"truncated gzip stream ({size:,} bytes; the compressed data ends early)")
     file_format = "parquet" if location.lower().endswith(".parquet") else "csv"
     return SourceFile(location, size, digest.hexdigest(), file_format)
+
+
+class GzipCheck:
+    """Decompresses a .gz stream chunk by chunk only to check it is whole (output discarded, memory bounded)."""
+
+    def __init__(self) -> None:
+        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            while chunk:
+                self.inflater.decompress(chunk, HASH_CHUNK_BYTES)
+                chunk = self.inflater.unconsumed_tail
+                if self.inflater.eof and self.inflater.unused_data:  # a file of several gzip members
+                    chunk = self.inflater.unused_data
+                    self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        except zlib.error as exc:
+            raise TruncatedGzip(f"corrupt gzip stream: {exc}") from exc
+
+    @property
+    def complete(self) -> bool:
+        return self.inflater.eof
+
+
+def parquet_rows(source: SourceFile) -> int:
+    """The rows of a Parquet file, decoded once in batches (a corrupt page fails here, naming this file, rather
+    than failing the whole batch's Spark job); the count must equal the footer's."""
+    filesystem, path = _filesystem(source.location)
+    with filesystem.open_input_file(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        rows = sum(batch.num_rows for batch in parquet.iter_batches(batch_size=PARQUET_CHECK_ROWS))
+        if rows != parquet.metadata.num_rows:
+            raise ValueError(f"footer declares {parquet.metadata.num_rows:,} rows, pages hold {rows:,}")
+        return rows
+
+
+def delimiter_hint(header: list[str]) -> str | None:
+    """'semicolon'/'tab'/'pipe' when a one-field header is really split by another delimiter."""
+    if len(header) != 1:
+        return None
+    found = [name for mark, name in DELIMITERS.items() if header[0].count(mark) >= 2]
+    return found[0] if found else None
 
 
 def read_header(source: SourceFile) -> list[str]:
@@ -100,7 +166,7 @@ def read_header(source: SourceFile) -> list[str]:
     if source.file_format == "parquet":
         with filesystem.open_input_file(path) as handle:
             return list(pq.read_schema(handle).names)
-    with filesystem.open_input_stream(path) as stream:
+    with filesystem.open_input_stream(path, compression=None) as stream:
         head = stream.read(HEADER_PEEK_BYTES)
     if source.location.lower().endswith(".gz"):
         head = gzip.GzipFile(fileobj=io.BytesIO(head)).read1(HEADER_PEEK_BYTES)

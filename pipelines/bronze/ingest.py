@@ -1,198 +1,222 @@
-"""Landing raw files in bronze.trips: every row kept, as text, with where it came from; one commit per run."""
+"""Landing raw files in bronze.trips: every row kept, as text, with where it came from; one commit per run.
+
+Bronze is its own record of what landed: the content hashes in its `_source_hash` column are read before every
+attempt, so a retry after a crash at any point (before, during or after the bronze commit, before the log) adds
+nothing. The commit replaces the rows of its own hashes (`replaceWhere`), which there are none of, so it only
+adds rows; but it makes Delta check concurrent commits against those hashes: two runs landing the same file at
+once conflict, and the loser retries (bounded backoff), sees the file landed, and skips it.
+bronze.ingest_log is the report of each run, written after the commit and repaired by the next run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
-from pyspark.sql import types as T
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import DataFrame, SparkSession
 
-from lake import Lake
+from lake import Lake, delta
 from pipelines.bronze import ingest_log
-from pipelines.bronze.files import SourceFile, describe, expand_paths, read_header
-from pipelines.bronze.schema_map import ColumnMapping, SchemaMismatch, map_columns
+from pipelines.bronze.files import (
+    SourceFile,
+    TruncatedGzip,
+    delimiter_hint,
+    describe,
+    expand_paths,
+    parquet_rows,
+    read_header,
+)
+from pipelines.bronze.rows import (
+    CORRUPT,
+    UNKNOWN_MONTH,
+    PlannedFile,
+    block_offsets,
+    csv_line_counts,
+    data_rows_by_file,
+    read_source,
+    rescued_map,
+    to_raw_columns,
+    with_ingestion_metadata,
+)
+from pipelines.bronze.schema_map import SchemaMismatch, map_columns
 from pipelines.common import StageResult, new_run_id
-from pipelines.schemas import BRONZE_TRIPS, RAW_TRIP_COLUMNS
 
 BRONZE = "bronze.trips"
-CORRUPT = "_corrupt_record"
-UNKNOWN_MONTH = "unknown"
-PARTITION_SHIFT = 33  # monotonically_increasing_id() puts the partition id above bit 33
+# Spark sorts every task's rows by partition before a partitioned write unless it may keep writers open.
+CONCURRENT_WRITERS = {"spark.sql.maxConcurrentOutputFileWriters": "64"}
+
+__all__ = [
+    "BRONZE",
+    "CORRUPT",
+    "UNKNOWN_MONTH",
+    "PlannedFile",
+    "committed_hashes",
+    "read_source",
+    "rescued_map",
+    "run_ingest",
+    "to_raw_columns",
+    "with_ingestion_metadata",
+]
 
 
-@dataclass
-class PlannedFile:
-    """A file that passed the checks and will be read, with its mapping."""
-
-    source: SourceFile
-    mapping: ColumnMapping
-    width: int
+def committed_hashes(lake: Lake) -> set[str]:
+    """Content hashes of every file landed in bronze, read from bronze itself (one pruned column)."""
+    if not lake.exists(BRONZE):
+        return set()
+    return {row[0] for row in lake.read(BRONZE).select("_source_hash").distinct().collect()}
 
 
-def rescued_map(columns: dict[str, str]) -> Column:
-    """A map of the source columns that match no canonical name (null when there are none)."""
-    if not columns:
-        return F.lit(None).cast(T.MapType(T.StringType(), T.StringType()))
-    pairs = [item for key, column in columns.items() for item in (F.lit(key), F.col(column).cast("string"))]
-    return F.create_map(*pairs)
-
-
-def to_raw_columns(frame: DataFrame, mapping: ColumnMapping, names: list[str]) -> DataFrame:
-    """One file's columns renamed onto the canonical raw schema, every value as text, unknown ones rescued."""
-    present = {canonical: names[position] for position, canonical in mapping.canonical.items()}
-    rescued = {key: names[position] for position, key in mapping.rescued.items()}
-    raw_values = [
-        (F.col(present[c]).cast("string") if c in present else F.lit(None).cast("string")).alias(c)
-        for c in RAW_TRIP_COLUMNS
-    ]
-    corrupt = F.col(CORRUPT) if CORRUPT in frame.columns else F.lit(None).cast("string")
-    return frame.select(
-        F.lit(mapping.taxi_type).alias("taxi_type"),
-        *raw_values,
-        rescued_map(rescued).alias("_rescued"),
-        corrupt.alias(CORRUPT),
-    )
-
-
-def read_source(spark: SparkSession, planned: PlannedFile) -> DataFrame:
-    """Reads one file with every column as text; malformed CSV rows keep their raw line in _corrupt_record."""
-    names = planned.mapping.positional_names(planned.width)
-    location = planned.source.location
-    if planned.source.file_format == "parquet":
-        frame = spark.read.parquet(location).toDF(*names)
-    else:
-        schema = T.StructType([T.StructField(n, T.StringType()) for n in names + [CORRUPT]])
-        frame = spark.read.csv(
-            location, header=True, schema=schema, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT
-        )
-    return to_raw_columns(frame, planned.mapping, names)
-
-
-def with_ingestion_metadata(raw: DataFrame, source: SourceFile, run_id: str) -> DataFrame:
-    """Adds where each row came from; _row_number is derived later from file order."""
-    pickup = F.try_to_timestamp(F.col("pickup_datetime"))
-    return raw.select(
-        "*",
-        F.lit(source.location).alias("_source_file"),
-        F.lit(source.content_hash).alias("_source_hash"),
-        F.lit(source.source_month).cast("string").alias("_source_month"),
-        F.current_timestamp().alias("_ingested_at"),
-        F.lit(run_id).alias("_run_id"),
-        F.coalesce(F.date_format(pickup, "yyyy-MM"), F.lit(UNKNOWN_MONTH)).alias("pickup_month"),
-        F.spark_partition_id().alias("_partition"),
-        F.monotonically_increasing_id().alias("_position"),
-    )
-
-
-def row_offsets(rows: DataFrame) -> list:
-    """Per file and Spark partition: rows, corrupt rows, and the number of the file's rows before it.
-
-    A file is read in order, one split per partition, so a row's number in its file is the rows of the file's
-    earlier partitions plus its position within its own partition.
-    """
-    # Counting pickup-less rows also keeps Spark from reading the corrupt-record column alone, which it refuses.
-    per_partition = rows.groupBy("_source_hash", "_partition").agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.count(CORRUPT).alias("corrupt_rows"),
-        F.count_if(F.col("pickup_month") == UNKNOWN_MONTH).alias("no_pickup_rows"),
-    )
-    return per_partition.collect()
-
-
-def with_row_numbers(rows: DataFrame, offsets: list, spark: SparkSession) -> DataFrame:
-    offset_rows, seen = [], {}
-    for row in sorted(offsets, key=lambda r: (r["_source_hash"], r["_partition"])):
-        before = seen.get(row["_source_hash"], 0)
-        offset_rows.append((row["_source_hash"], row["_partition"], before))
-        seen[row["_source_hash"]] = before + row["rows"]
-    offset_frame = spark.createDataFrame(offset_rows, "_source_hash string, _partition int, _offset long")
-    position_in_partition = F.col("_position") - F.shiftleft(F.col("_partition").cast("long"), PARTITION_SHIFT)
-    numbered = rows.join(F.broadcast(offset_frame), on=["_source_hash", "_partition"], how="inner")
-    return numbered.withColumn("_row_number", F.col("_offset") + position_in_partition + 1).select(
-        *BRONZE_TRIPS.fieldNames()
-    )
-
-
-def plan_file(location: str, known_hashes: set[str]) -> tuple[SourceFile | None, PlannedFile | None, str | None]:
+def plan_file(location: str) -> tuple[SourceFile | None, PlannedFile | None, str | None]:
     """Checks one file: returns (source, plan, reason); plan None with a reason when it is not read."""
     try:
         source = describe(location)
-    except OSError as exc:
+    except (OSError, TruncatedGzip) as exc:
         return None, None, f"unreadable: {exc}"
-    if source.content_hash in known_hashes:
-        return source, None, "duplicate"
     if source.size_bytes == 0:
         return source, None, "empty file (0 bytes)"
     try:
         header = read_header(source)
         mapping = map_columns(header, location)
+        rows = parquet_rows(source) if source.file_format == "parquet" else None
     except SchemaMismatch as exc:
-        return source, None, str(exc)
+        hint = delimiter_hint(read_header(source)) if source.file_format == "csv" else None
+        return source, None, f"wrong delimiter ({hint}, not comma): {exc}" if hint else str(exc)
     except Exception as exc:  # a truncated Parquet footer, garbage bytes, bad gzip: report, keep going
         return source, None, f"unreadable {source.file_format}: {type(exc).__name__}: {exc}"
-    return source, PlannedFile(source, mapping, len(header)), None
+    return source, PlannedFile(source, mapping, len(header), rows), None
+
+
+def bronze_rows(spark: SparkSession, planned: list[PlannedFile], run_id: str) -> tuple[DataFrame, list[PlannedFile]]:
+    """The batch's bronze rows (one CSV parse per file) and the files with data rows; counts CSV lines first."""
+    counts = csv_line_counts(spark, planned)
+    csv_rows = data_rows_by_file(counts)
+    for plan in planned:
+        if plan.source.file_format == "csv":
+            plan.data_rows = csv_rows.get(plan.source.content_hash, 0)
+    landing = [p for p in planned if p.data_rows]
+    offsets = block_offsets(counts)
+    frames = [with_ingestion_metadata(read_source(spark, p, offsets), p.source, run_id) for p in landing]
+    rows = frames[0] if frames else None
+    for frame in frames[1:]:
+        rows = rows.unionByName(frame)
+    return rows, landing
+
+
+def commit(lake: Lake, rows: DataFrame, hashes: list[str], run_id: str) -> int:
+    """One atomic bronze commit of the batch, fenced by its hashes against concurrent runs (see module doc)."""
+    spark = lake.spark
+    for key, value in CONCURRENT_WRITERS.items():
+        if spark.conf.get(key, None) in (None, "", "0"):
+            spark.conf.set(key, value)
+    exists = lake.exists(BRONZE)
+    fence = "_source_hash IN ({})".format(", ".join(f"'{h}'" for h in hashes)) if exists else None
+    return delta.write(
+        lake.conform(BRONZE, rows),
+        lake.path(BRONZE),
+        "overwrite" if exists else "append",
+        lake.spec(BRONZE).partition_by,
+        replace_where=fence,
+        user_metadata=run_id,
+    )
+
+
+def _is_data_error(exc: Exception) -> bool:
+    """An error Spark raised on a file's content (not a commit conflict, not a dead JVM)."""
+    return isinstance(exc, (PySparkException, Py4JJavaError)) and not delta.is_conflict(exc)
+
+
+def land(lake: Lake, planned: list[PlannedFile], run_id: str, say: Callable[[str], None]) -> dict:
+    """Lands the files not yet in bronze; a batch that fails on a file's content is retried file by file.
+
+    Returns {"version": bronze version or None, "landed": [...], "skipped": [...], "failed": {hash: reason},
+    "empty": [...]}. Runs inside the conflict retry: everything is decided again from bronze's current state.
+    """
+    committed = committed_hashes(lake)
+    todo = [p for p in planned if p.source.content_hash not in committed]
+    outcome = {"version": None, "landed": [], "skipped": [p for p in planned if p not in todo], "failed": {}}
+    outcome["empty"] = []
+    batches = [todo]
+    while batches:
+        batch = batches.pop(0)
+        if not batch:
+            continue
+        try:
+            rows, landing = bronze_rows(lake.spark, batch, run_id)
+            outcome["empty"] += [p for p in batch if p not in landing]
+            if landing:
+                hashes = [p.source.content_hash for p in landing]
+                outcome["version"] = commit(lake, rows, hashes, run_id)
+                outcome["landed"] += landing
+        except Exception as exc:
+            if not _is_data_error(exc):
+                raise
+            if len(batch) > 1:
+                say(f"batch of {len(batch)} files failed ({type(exc).__name__}); landing them one by one")
+                batches += [[p] for p in batch]
+            else:
+                first_line = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+                outcome["failed"][batch[0].source.content_hash] = f"unreadable: {type(exc).__name__}: {first_line}"
+    return outcome
 
 
 def run_ingest(
     lake: Lake, paths: list[str], run_id: str | None = None, progress: Callable[[str], None] | None = None
 ) -> StageResult:
-    """Ingests raw trip files into bronze.trips; files already ingested (same content hash) are skipped."""
+    """Ingests raw trip files into bronze.trips; files already landed (same content hash) are skipped."""
     run_id = run_id or new_run_id("ingest")
     say = progress or (lambda message: None)
     locations = expand_paths(paths)
-    known = ingest_log.ingested_hashes(lake)
     previous_hash = ingest_log.latest_hash_by_file(lake)
     log = ingest_log.RunLog(run_id)
     planned: list[PlannedFile] = []
+    seen: set[str] = set()
     for index, location in enumerate(locations, start=1):
-        source, plan, reason = plan_file(location, known)
+        source, plan, reason = plan_file(location)
+        if plan is not None and plan.source.content_hash in seen:
+            plan, reason = None, "duplicate"
         if plan is None:
             status = "duplicate" if reason == "duplicate" else "failed"
-            log.add(location, source, status, reason if status == "failed" else "same content already ingested")
+            log.add(location, source, status, reason if status == "failed" else "same content in this run")
             say(f"[{index}/{len(locations)}] {status}: {location}" + (f" ({reason})" if status == "failed" else ""))
             continue
-        known.add(plan.source.content_hash)
+        seen.add(plan.source.content_hash)
         planned.append(plan)
         say(f"[{index}/{len(locations)}] reading: {location} ({plan.mapping.taxi_type})")
 
-    bronze_version = None
+    outcome = {"version": None, "landed": [], "skipped": [], "failed": {}, "empty": []}
     if planned:
-        spark = lake.spark
-        frames = [with_ingestion_metadata(read_source(spark, p), p.source, run_id) for p in planned]
-        rows = frames[0]
-        for frame in frames[1:]:
-            rows = rows.unionByName(frame)
-        offsets = row_offsets(rows)
-        counted = {}
-        for row in offsets:
-            total = counted.setdefault(row["_source_hash"], [0, 0])
-            total[0] += row["rows"]
-            total[1] += row["corrupt_rows"]
-        landing = [p for p in planned if counted.get(p.source.content_hash, [0])[0] > 0]
-        for plan in planned:
-            data_rows, corrupt_rows = counted.get(plan.source.content_hash, [0, 0])
-            if data_rows == 0:
-                log.add(plan.source.location, plan.source, "failed", "no data rows (empty or header only)")
-                continue
+        retry = lambda attempt, exc: say(f"bronze commit conflict (attempt {attempt}); retrying: {exc}")  # noqa: E731
+        outcome = delta.retry_on_conflict(lambda: land(lake, planned, run_id, say), on_retry=retry)
+    logged = ingest_log.ingested_hashes(lake)
+    unlogged = [p for p in outcome["skipped"] if p.source.content_hash not in logged]
+    in_bronze = ingest_log.counts_in_bronze(lake, [p.source.content_hash for p in outcome["landed"] + unlogged])
+    for plan in planned:
+        content_hash = plan.source.content_hash
+        rows, corrupt_rows, landed_by = in_bronze.get(content_hash, (0, 0, None))
+        if content_hash in outcome["failed"]:
+            log.add(plan.source.location, plan.source, "failed", outcome["failed"][content_hash])
+        elif plan in outcome["empty"]:
+            log.add(plan.source.location, plan.source, "failed", "no data rows (empty or header only)")
+        elif content_hash not in in_bronze:
+            log.add(plan.source.location, plan.source, "duplicate", "same content already ingested")
+        else:
             replaced = previous_hash.get(plan.source.location)
-            note = f"new version of a file ingested before (previous hash {replaced[:12]})" if replaced else None
+            replaced = replaced if replaced != content_hash else None
+            notes = [f"new version of a file ingested before (previous hash {replaced[:12]})"] if replaced else []
+            if landed_by != run_id:
+                notes.append(f"recovered: landed in bronze by run {landed_by}, whose log entry was lost")
             log.add(
                 plan.source.location,
                 plan.source,
                 "ingested",
-                note,
+                "; ".join(notes) or None,
                 plan.mapping.taxi_type,
-                data_rows,
+                rows,
                 corrupt_rows,
                 replaced,
             )
-        if landing:
-            keep = F.col("_source_hash").isin([p.source.content_hash for p in landing])
-            bronze_version = lake.append(
-                BRONZE, with_row_numbers(rows.where(keep), offsets, spark), user_metadata=run_id
-            )
+    bronze_version = outcome["version"]
     log_version = ingest_log.write(lake, log, bronze_version)
     result = StageResult("ingest", run_id, counts=log.counts(), details={"files": log.entries})
     result.versions = {

@@ -1,4 +1,5 @@
-"""bronze.ingest_log: one row per file an ingestion run looked at; the record that makes ingestion idempotent."""
+"""bronze.ingest_log: one row per file an ingestion run looked at. A report, not the source of truth: what
+landed is read from bronze.trips itself (its `_source_hash`), and a run repairs entries a crash left unwritten."""
 
 from __future__ import annotations
 
@@ -12,15 +13,29 @@ from lake.catalog import schema_of
 from pipelines.bronze.files import SourceFile
 
 INGEST_LOG = "bronze.ingest_log"
+BRONZE = "bronze.trips"
 INGEST_LOG_SCHEMA = schema_of("bronze.ingest_log")
 
 
 def ingested_hashes(lake: Lake) -> set[str]:
-    """Content hashes of every file already landed in bronze."""
+    """Content hashes the log reports as ingested (bronze may hold more: a crash can lose a log entry)."""
     if not lake.exists(INGEST_LOG):
         return set()
     landed = lake.read(INGEST_LOG).where(F.col("status") == "ingested").select("content_hash").distinct()
     return {row[0] for row in landed.collect()}
+
+
+def counts_in_bronze(lake: Lake, hashes: list[str]) -> dict[str, tuple[int, int, str]]:
+    """Per content hash: (rows, malformed rows, the run that landed it), as committed in bronze.trips."""
+    if not hashes or not lake.exists(BRONZE):
+        return {}
+    counted = (
+        lake.read(BRONZE)
+        .where(F.col("_source_hash").isin(hashes))
+        .groupBy("_source_hash")
+        .agg(F.count(F.lit(1)).alias("rows"), F.count("_corrupt_record").alias("corrupt"), F.max("_run_id"))
+    )
+    return {r[0]: (int(r[1]), int(r[2]), r[3]) for r in counted.collect()}
 
 
 def latest_hash_by_file(lake: Lake) -> dict[str, str]:
