@@ -76,6 +76,8 @@ def synthetic_features(spark: SparkSession, rows: int) -> DataFrame:
         draw(8, 50).alias("pair_trips"),
         (draw(9, 2000) / 100.0).alias("pair_median_distance"),
         (draw(10, 6000) / 100.0).alias("pair_median_duration"),
+        (draw(13, 6000) / 100.0).alias("pair_hour_median_duration"),
+        draw(14, 30).alias("pickup_zone_trips_prev_hour"),
         (draw(11, 2000) / 100.0).alias("trip_distance"),
         (draw(12, 6000) / 100.0).alias("duration_min"),
         F.to_date(pickup).alias("pickup_date"),

@@ -37,7 +37,7 @@ def _train(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     from pipelines.score import run_score  # imports MLflow: slow, so only when the command runs
 
-    result = run_score(open_lake(args))
+    result = run_score(open_lake(args), rescore=args.rescore)
     print(result.summary_markdown())
     print(json.dumps(result.details, indent=2, default=str))
     return 0
@@ -66,5 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="retrain from the Delta versions, parameters and split recorded in MLflow run RUN_ID and compare metrics",
     )
     train.set_defaults(handler=_train)
-    score = subparsers.add_parser("score", help="predict durations of unscored trips with the champion model")
+    score = subparsers.add_parser(
+        "score", help="predict durations of trips added since the last scoring run, with the champion model"
+    )
+    score.add_argument("--rescore", action="store_true", help="re-predict every trip with the current champion")
     score.set_defaults(handler=_score)

@@ -70,6 +70,8 @@ def trip_rows(start: dt.date, days: int, per_day: int, seed: int, key_prefix: st
                     rng.randrange(5, 60) if has_history else 0,
                     round(pair_minutes / 3.0, 2) if has_history else None,
                     round(pair_minutes + rng.gauss(0, 1.0), 2) if has_history else None,
+                    round(pair_minutes * slowdown + rng.gauss(0, 1.0), 2) if has_history else None,
+                    rng.randrange(0, 12),
                     round(pair_minutes / 3.0 + rng.gauss(0, 0.3), 2),
                     round(duration, 3),
                     day,

@@ -201,7 +201,7 @@ def run_ingest(
         elif content_hash not in in_bronze:
             log.add(plan.source.location, plan.source, "duplicate", "same content already ingested")
         else:
-            replaced = previous_hash.get(plan.source.location)
+            replaced = previous_hash.get(plan.source.location.rstrip("/").rsplit("/", 1)[-1])
             replaced = replaced if replaced != content_hash else None
             notes = [f"new version of a file ingested before (previous hash {replaced[:12]})"] if replaced else []
             if landed_by != run_id:

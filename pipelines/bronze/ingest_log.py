@@ -39,12 +39,16 @@ def counts_in_bronze(lake: Lake, hashes: list[str]) -> dict[str, tuple[int, int,
 
 
 def latest_hash_by_file(lake: Lake) -> dict[str, str]:
-    """For each file path ingested before, the hash of its latest ingested version."""
+    """For each file name ingested before, the hash of its latest ingested version.
+
+    Keyed by the base name, not the path: a republished TLC file keeps its name but may land in another dated folder.
+    """
     if not lake.exists(INGEST_LOG):
         return {}
     landed = lake.read(INGEST_LOG).where(F.col("status") == "ingested")
-    latest = landed.groupBy("source_file").agg(F.max_by("content_hash", "logged_at").alias("content_hash"))
-    return {row["source_file"]: row["content_hash"] for row in latest.collect()}
+    name = F.element_at(F.split(F.col("source_file"), "/"), -1).alias("file_name")
+    latest = landed.groupBy(name).agg(F.max_by("content_hash", "logged_at").alias("content_hash"))
+    return {row["file_name"]: row["content_hash"] for row in latest.collect()}
 
 
 class RunLog:
