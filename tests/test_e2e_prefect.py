@@ -110,7 +110,7 @@ def conf_dir(workdir) -> Path:
     (workdir / "data").symlink_to(PROJECT / "data")  # conf paths are relative to the folder holding conf/
     model_file = load_conf("test", conf_dir=folder).conf_file("model.params")
     params = yaml.safe_load(model_file.read_text())
-    params["split"] |= {"test_from": None, "test_days": 14}
+    params["split"] |= {"test_from": None, "test_days": 14, "windows": 1, "window": "days"}
     # a smaller model, trained once: this test is about orchestration
     params["regressor"]["params"] |= {"maxIter": 5, "maxDepth": 3}
     params["plots"]["sample_rows"] = 200
