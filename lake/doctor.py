@@ -186,7 +186,9 @@ def check_accounting(lake: Lake) -> Check:
         return Check(label, WARN, f"could not read the tables with deltalake ({str(exc)[:200]})", "")
     runs = [run for run in silver_runs(lake) if run["status"] == "success"]
     duplicates = sum(int(run["counts"].get("duplicates", 0)) for run in runs)
-    retired = sum(int(run["counts"].get("retired", 0)) for run in runs)
+    # Rows of superseded file versions: never written (superseded) or written, then retired from silver/quarantine.
+    retired_keys = ("superseded", "retired_trips", "retired_quarantine")
+    retired = sum(int(run["counts"].get(key, 0) or 0) for run in runs for key in retired_keys)
     broken = [run["run_id"] for run in silver_runs(lake) if run["invariant_holds"] is False]
     equation = (
         f"bronze rows read by silver (bronze.trips v{watermark}) {read_rows} = silver.trips {silver_rows} + open "

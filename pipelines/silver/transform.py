@@ -8,6 +8,7 @@ from pyspark.sql import types as T
 
 from lake.catalog import schema_of
 from pipelines.schemas import BRONZE_TRIPS, RAW_TRIP_COLUMNS, SILVER_TRIPS
+from pipelines.timestamps import parse_tlc_timestamp
 
 INT_COLUMNS = ["vendor_id", "passenger_count", "rate_code_id", "payment_type", "trip_type"]
 ZONE_COLUMNS = {"pickup_location_id": "pickup_zone_id", "dropoff_location_id": "dropoff_zone_id"}
@@ -16,8 +17,6 @@ DOUBLE_COLUMNS = [
     f.name for f in SILVER_TRIPS.fields if isinstance(f.dataType, T.DoubleType) and f.name in RAW_TRIP_COLUMNS
 ]
 TIMESTAMP_COLUMNS = {"pickup_datetime": "pickup_ts", "dropoff_datetime": "dropoff_ts"}
-# Older TLC exports write US-style timestamps; ISO forms are parsed by the default cast.
-US_TIMESTAMP_FORMAT = "MM/dd/yyyy hh:mm:ss a"
 MONTH_FORMAT = "yyyy-MM"
 SECONDS_PER_MINUTE = 60.0
 KEY_SEPARATOR = "\u001f"  # unit separator: cannot occur in a typed value
@@ -59,7 +58,7 @@ def _to_int(name: str) -> Column:
 
 
 def _to_timestamp(name: str) -> Column:
-    return F.coalesce(F.try_to_timestamp(_text(name)), F.try_to_timestamp(_text(name), F.lit(US_TIMESTAMP_FORMAT)))
+    return parse_tlc_timestamp(name)  # the same parser as bronze's pickup_month partition
 
 
 def typed_columns() -> dict[str, Column]:
