@@ -141,13 +141,7 @@ def spark_sums(lake: Lake) -> dict:
         F.round(F.sum("total_distance"), 4), F.round(F.sum(F.col("avg_duration_min") * F.col("trips")), 3),
     ).first()  # fmt: skip
     h = lake.read("gold.hourly_demand").agg(F.count(F.lit(1)), F.sum("trips")).first()
-    return {
-        "zone_daily": {
-            "rows": z[0], "trips": int(z[1] or 0), "revenue": float(z[2] or 0), "tips": float(z[3] or 0),
-            "total_distance": float(z[4] or 0), "trip_minutes": float(z[5] or 0),
-        },
-        "hourly_demand": {"rows": h[0], "trips": int(h[1] or 0)},
-    }  # fmt: skip
+    return duckdb_reference.sums_dict(tuple(z), tuple(h))
 
 
 def same(a: object, b: object) -> bool:

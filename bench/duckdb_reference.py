@@ -262,6 +262,11 @@ def gold_sums(con: duckdb.DuckDBPyConnection, zone_daily: str, hourly_demand: st
         f"round(sum(avg_duration_min * trips), 3) FROM {zone_daily}"
     ).fetchone()
     h = con.execute(f"SELECT count(*), sum(trips) FROM {hourly_demand}").fetchone()
+    return sums_dict(z, h)
+
+
+def sums_dict(z: tuple, h: tuple) -> dict:
+    """The compared gold sums, from (rows, trips, revenue, tips, distance, trip minutes) and (rows, trips)."""
     return {
         "zone_daily": {
             "rows": z[0], "trips": int(z[1] or 0), "revenue": float(z[2] or 0), "tips": float(z[3] or 0),
