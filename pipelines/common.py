@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from pyspark.sql import DataFrame
+
 from lake.errors import StageError
 
 
@@ -57,3 +59,13 @@ class StageResult:
             lines += ["", "| table | Delta version |", "|---|---:|"]
             lines += [f"| {name} | {version} |" for name, version in self.versions.items()]
         return "\n".join(lines)
+
+
+def materialize(df: DataFrame) -> DataFrame:
+    """df computed once now and read from there by every later job (counts, checks and the writes agree).
+
+    A local checkpoint, not persist(): it cuts a long lineage (the typed batch with every rule), so later plans stay
+    small, and it stays out of Spark's CacheManager, whose unpersist re-plans every cached plan that could depend
+    on the frame (minutes per call for the silver batch). Blocks are freed when the frame is garbage collected.
+    """
+    return df.localCheckpoint(eager=True)

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from lake import Lake
 from lake.catalog import schema_of
-from pipelines.common import StageError, StageResult, new_run_id
+from pipelines.common import StageError, StageResult, materialize, new_run_id
 from pipelines.train.evaluate import clipped_prediction
 from pipelines.train.tracking import CHAMPION, Tracking, champion_uri, champion_version, open_tracking
 
@@ -98,7 +98,7 @@ def run_score(lake: Lake, run_id: str | None = None, rescore: bool = False) -> S
         features = lake.read(FEATURES_TABLE, version=current)
         if days is not None:
             features = features.where(day_predicate(days))
-        pending = (features if rescore else unscored(lake, features, days)).persist()
+        pending = materialize(features if rescore else unscored(lake, features, days))
         try:
             candidates = pending.count()
             if candidates:
@@ -109,7 +109,7 @@ def run_score(lake: Lake, run_id: str | None = None, rescore: bool = False) -> S
                 )
                 version = merged["version"]
         finally:
-            pending.unpersist()
+            del pending  # a local checkpoint: its blocks go with the frame
     lake.set_watermark(CONSUMER, FEATURES_TABLE, current)
     counts = {"scored": candidates} if days is None else {"scored": candidates, "days_read": len(days)}
     return StageResult(

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from lake import Lake
 from lake.errors import ConfigError
-from pipelines.common import StageError, StageResult, new_run_id
+from pipelines.common import StageError, StageResult, materialize, new_run_id
 from pipelines.days import day_predicate
 from pipelines.gold import sketch
 from pipelines.gold.analytics import hourly_demand, zone_daily
@@ -91,7 +91,7 @@ def build_gold(
     stats = pair_stats(silver, days, window_days, relative_accuracy)
     hour_stats = pair_hour_stats(silver, days, window_days, hour_bucket_hours, relative_accuracy)
     if cache is not None:
-        trips, stats, hour_stats = (df.persist() for df in (trips, stats, hour_stats))
+        trips, stats, hour_stats = (materialize(df) for df in (trips, stats, hour_stats))
         cache += [trips, stats, hour_stats]
     return {
         PAIR_STATS: stats,
@@ -167,7 +167,7 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
         days = affected_days(touched, None, window_days)
         read_days = needed_days(days, window_days)
         silver = silver.where(F.col("pickup_date").isin(*sorted(read_days)))  # partition pruning
-    silver = silver.persist()  # read by four tables' jobs: once from storage
+    silver = materialize(silver)  # read by four tables' jobs: once from storage
     cached = [silver]
     try:
         if incremental:
@@ -190,7 +190,8 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
                 counts[table] = _rows_written(lake, table) if result.versions[table] != before else 0
     finally:
         for df in cached:
-            df.unpersist()
+            if df.is_cached:
+                df.unpersist()
     lake.set_watermark(CONSUMER, SILVER, current)
     result.counts = counts
     result.details = {

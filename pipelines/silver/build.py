@@ -6,10 +6,10 @@ import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipelines.common import materialize
 from pipelines.rules import Rule, violations
 from pipelines.silver import quarantine as q
 from pipelines.silver.transform import RAW, dedupe, prepare_batch, to_silver
@@ -66,7 +66,8 @@ class BatchStats:
 
     def release(self) -> None:
         for frame in self._cached:
-            frame.unpersist()
+            if frame.is_cached:
+                frame.unpersist()
         self._cached.clear()
 
 
@@ -107,7 +108,7 @@ def build_silver(
     drop_rules = [r.name for r in rules if r.action == "drop"]
     warn_rules = [r.name for r in rules if r.action == "warn"]
     flagged = prepare_batch(bronze, zones).withColumn(q.VIOLATIONS, violations(rules))
-    flagged = flagged.persist(StorageLevel.MEMORY_AND_DISK)
+    flagged = materialize(flagged)
     files = file_versions(flagged)
     newest = {v.source_hash for v in newest_versions(files).values()} if supersede else None
     old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest})
@@ -115,7 +116,7 @@ def build_silver(
     per_rule, totals = rule_counts(kept, rules, drop_rules)
     superseded = sum(v.rows for v in files if v.source_hash in old)
     rows = sum(v.rows for v in files)
-    stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, old, kept, [flagged])
+    stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, old, kept)
     trips = to_silver(dedupe(kept.where(~q.rejected(drop_rules))), run_id)
     quarantine = q.quarantine_rows(kept, drop_rules, warn_rules, run_id)
     return trips, quarantine, stats

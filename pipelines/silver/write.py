@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake import Lake
+from pipelines.common import materialize
 from pipelines.days import day_filter, day_predicate, distinct_days
 from pipelines.silver import quarantine as q
 from pipelines.silver.build import BatchStats, file_identity, newest_versions
@@ -37,7 +37,8 @@ class WritePlan:
 
     def release(self) -> None:
         for frame in self._cached:
-            frame.unpersist()
+            if frame.is_cached:
+                frame.unpersist()
         self._cached.clear()
 
 
@@ -64,7 +65,7 @@ def _mark_present(rows: DataFrame, existing: DataFrame, keys: list[str]) -> Data
     """rows with PRESENT true when their keys are in existing (keys unique there), persisted."""
     marker = existing.select(*keys).withColumn(PRESENT, F.lit(True))
     marked = rows.join(marker, on=keys, how="left").withColumn(PRESENT, F.coalesce(PRESENT, F.lit(False)))
-    return marked.persist(StorageLevel.MEMORY_AND_DISK)
+    return materialize(marked)
 
 
 def _count_present(marked: DataFrame) -> tuple[int, int]:
