@@ -20,7 +20,7 @@ from pipelines.silver import write as silver_write
 
 ROOT = Path(__file__).resolve().parents[1]
 KILL_AFTER_SECONDS = 3.0  # after the child signals it is inside the silver.trips write
-CHILD_TIMEOUT_SECONDS = 150
+CHILD_TIMEOUT_SECONDS = 420  # a second JVM plus a silver run: minutes on a loaded 2-core machine
 
 # The child: its own small Spark; the silver.trips append is slowed (each task sleeps) so the kill lands mid-write.
 CHILD = """
