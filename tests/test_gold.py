@@ -340,7 +340,7 @@ def _move_data_files(table_path: str, keep: set[str], aside: Path) -> list[tuple
         if partition.name.split("=", 1)[1] in keep:
             continue
         for file in partition.glob("*.parquet"):
-            target = aside / f"{len(moved)}.parquet"
+            target = aside / f"{sum(1 for _ in aside.iterdir())}.parquet"  # unique across calls
             shutil.move(file, target)
             moved.append((file, target))
     return moved
