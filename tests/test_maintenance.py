@@ -31,9 +31,14 @@ def small_sample(folder: Path, month: str, rows: int = 25) -> str:
 
 def two_versions(lake: Lake) -> None:
     """Version 0 with three rows, version 1 replacing them with two (version 0's files are then removed)."""
-    schema = "zone_id int, borough string"
-    lake.overwrite(TABLE, lake.spark.createDataFrame([(1, "a"), (2, "b"), (3, "c")], schema))
-    lake.overwrite(TABLE, lake.spark.createDataFrame([(4, "d"), (5, "e")], schema))
+    schema = lake.spec(TABLE).schema  # the registry's contract: every write is conformed to it
+    lake.overwrite(
+        TABLE,
+        lake.spark.createDataFrame([(n, b, f"zone {n}", "Boro") for n, b in ((1, "a"), (2, "b"), (3, "c"))], schema),
+    )
+    lake.overwrite(
+        TABLE, lake.spark.createDataFrame([(n, b, f"zone {n}", "Boro") for n, b in ((4, "d"), (5, "e"))], schema)
+    )
 
 
 def test_vacuum_refuses_to_delete_a_protected_version_unless_forced(lake, spark):
