@@ -20,7 +20,7 @@ from flows import runtime
 from flows.artifacts import mlflow_link, model_markdown
 from flows.backfill import backfill_on_server, run_dates
 from flows.daily import daily
-from flows.policy import TrainingFacts, ingest_failure, on_ingest_failure, retrain_policy, should_retrain
+from flows.policy import TrainingFacts, ingest_failure
 from flows.serve import deployments, serve_all
 from flows.stages import silver, train
 from flows.tasks import (
@@ -33,7 +33,7 @@ from flows.tasks import (
     with_mlflow_ui_link,
 )
 from lake import Lake, load_conf
-from lake.errors import ConfigError, SetupError
+from lake.errors import SetupError
 from pipelines.common import ExpectationFailed, StageResult
 
 RUN_DATE = date(2019, 1, 15)
@@ -419,41 +419,6 @@ def test_a_clean_ingest_is_not_a_failure():
     problem = ingest_failure(ingest_result("partial", BROKEN, ingested=3))
     assert problem.problems == [f"{name}: {reason}" for name, reason in BROKEN.items()]
     assert "2 of 5 file(s)" in str(problem)
-
-
-LAST = date(2019, 1, 10)
-
-
-@pytest.mark.parametrize(
-    ("policy", "last_trained", "new_rows", "run_date", "trains"),
-    [
-        ("never", None, None, RUN_DATE, False),
-        ("never", LAST, 10**6, RUN_DATE, False),
-        ("daily", LAST, 0, date(2019, 1, 11), True),
-        ("weekly", None, None, RUN_DATE, True),
-        ("weekly", LAST, 500, date(2019, 1, 16), False),
-        ("weekly", LAST, 500, date(2019, 1, 17), True),
-        ("weekly", LAST, 0, date(2019, 1, 20), False),
-        ("weekly", LAST, 500, date(2019, 1, 3), False),
-        ("when_new_rows", LAST, 999, RUN_DATE, False),
-        ("when_new_rows", LAST, 1000, RUN_DATE, True),
-        ("when_new_rows", LAST, None, RUN_DATE, True),
-        ("when_new_rows", None, None, RUN_DATE, True),
-    ],
-)
-def test_retrain_policy(policy, last_trained, new_rows, run_date, trains):
-    decision = should_retrain(policy, 1000, run_date, TrainingFacts(last_trained, new_rows))
-    assert decision.run is trains
-    assert decision.reason
-
-
-def test_orchestration_defaults_and_bad_values():
-    conf = load_conf("test")
-    assert retrain_policy(conf)[0] in ("weekly", "when_new_rows") and on_ingest_failure(conf) == "fail"
-    with pytest.raises(ConfigError, match="orchestration.retrain must be one of"):
-        retrain_policy(load_conf("test", {"orchestration.retrain": "hourly"}))
-    with pytest.raises(ConfigError, match="on_ingest_failure"):
-        on_ingest_failure(load_conf("test", {"orchestration.on_ingest_failure": "ignore"}))
 
 
 def test_daily_skips_training_as_the_policy_says_and_scores_with_the_champion(stages, params, model_facts):
