@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from pyspark.sql import SparkSession
 
 from lake.config import Conf
@@ -47,7 +50,12 @@ def build_spark(conf: Conf) -> SparkSession:
     if active is not None:
         return active
     check_java()
-    builder = SparkSession.builder.master(conf.get("spark.master", "local[2]")).appName(
+    master = str(conf.get("spark.master", "local[2]"))
+    if master.startswith("local"):
+        # Python workers (Arrow batches, any UDF) otherwise start `python3` from PATH, which need not be the
+        # interpreter that has pyspark and pyarrow installed. A cluster sets PYSPARK_PYTHON for its executors.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.master(master).appName(
         conf.get("spark.app_name", "taxi-lakehouse")
     )
     for key, value in spark_settings(conf).items():

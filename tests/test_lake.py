@@ -94,3 +94,19 @@ def test_merge_that_changes_nothing_reports_no_commit_and_target_filter_limits_m
         "meta.watermarks", rows, ["consumer", "source"], update_matched=False, target_filter="t.source_version > 5"
     )
     assert filtered["metrics"]["numTargetRowsInserted"] == "1"
+
+
+def test_python_workers_run_the_drivers_interpreter(spark):
+    """Arrow batches and UDFs run in Python workers; they must be this interpreter (with pyarrow), not `python3`."""
+    import sys
+
+    def executable(batches):
+        import sys as worker_sys
+
+        import pyarrow as pa
+
+        for _ in batches:
+            yield pa.RecordBatch.from_pydict({"exe": [worker_sys.executable]})
+
+    (row,) = spark.range(1).mapInArrow(executable, "exe string").collect()
+    assert row.exe == sys.executable

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
 
 import mlflow
@@ -204,3 +205,15 @@ def test_training_frames_partition_and_order_rows_by_key_whatever_the_input_orde
     assert sorted(key for part in layout(shuffled)[2:] for key in part) == sorted(
         r.trip_key for r in features.collect()
     )
+
+
+def test_a_lake_s_tracking_store_does_not_leak_into_the_next_lake_opened(spark, tmp_path, monkeypatch):
+    """MLflow's URI setters export MLFLOW_TRACKING_URI, which config reads as the user's choice: a second lake in the
+    same process (a served flow, a test) must still get its own store."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    params = write_params(tmp_path / "conf")
+    first = open_tracking(make_lake(spark, tmp_path / "one", params))
+    second = open_tracking(make_lake(spark, tmp_path / "two", params))
+    assert first.uri != second.uri and str(tmp_path / "two") in second.uri
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ

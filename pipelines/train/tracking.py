@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ MODEL_ARTIFACT = "model"
 PARAMS_ARTIFACT = "model_params.json"  # the resolved parameters, read back by --reproduce
 MLFLOW_DIR = "_mlflow"
 WEB_SCHEMES = ("http://", "https://")
+EXPORTED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # what mlflow's URI setters export
 
 
 def input_tag(table: str, field: str) -> str:
@@ -62,11 +64,24 @@ def tracking_uri(lake: Lake) -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
+def point_mlflow_at(uri: str) -> None:
+    """Sets MLflow's process-wide tracking and registry URIs for its fluent API. MLflow's setters also export
+    MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI, which our config reads as the user's choice: the next lake opened
+    in this process (a served flow, a test) would write its runs into this lake's store. Both are put back."""
+    before = {name: os.environ.get(name) for name in EXPORTED_ENV}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 def open_tracking(lake: Lake) -> Tracking:
     """Points MLflow at the lake's tracking store and makes sure the experiment exists."""
     uri = tracking_uri(lake)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    point_mlflow_at(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     name = str(lake.conf.require("mlflow.experiment"))
     experiment = client.get_experiment_by_name(name)
