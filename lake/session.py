@@ -27,6 +27,7 @@ def spark_settings(conf: Conf) -> dict[str, str]:
         "spark.ui.enabled": str(bool(conf.get("spark.ui_enabled", False))).lower(),
         "spark.sql.session.timeZone": str(conf.get("spark.session_time_zone", "UTC")),
         "spark.sql.adaptive.enabled": "true",
+        "spark.databricks.delta.snapshotPartitions": str(conf.get("spark.delta_snapshot_partitions", 50)),
         "spark.ui.showConsoleProgress": "false",
         **DELTA_SETTINGS,
     }

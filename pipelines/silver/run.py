@@ -132,7 +132,8 @@ def run_silver(lake: Lake, reprocess_quarantine: bool = False, run_id: str | Non
     started_at, clock = datetime.now(timezone.utc), time.perf_counter()
     rules = rules_for(lake)  # a broken rule file stops the run before anything is read
     zones = load_zones(lake)
-    rules = [rule.bound({ZONE_REFERENCE: [r.zone_id for r in zones.select("zone_id").collect()]}) for rule in rules]
+    zone_ids = [row.zone_id for row in zones.select("zone_id").collect()]  # once, not once per rule
+    rules = [rule.bound({ZONE_REFERENCE: zone_ids}) for rule in rules]
     source = read_source(lake, reprocess_quarantine)
     mode = "reprocess_quarantine" if reprocess_quarantine else "incremental"
     result = StageResult(STAGE, run_id, versions=dict(source.versions), details={"mode": mode})
