@@ -28,6 +28,7 @@ def spark_settings(conf: Conf) -> dict[str, str]:
         "spark.sql.session.timeZone": str(conf.get("spark.session_time_zone", "UTC")),
         "spark.sql.adaptive.enabled": "true",
         "spark.databricks.delta.snapshotPartitions": str(conf.get("spark.delta_snapshot_partitions", 50)),
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(conf.get("spark.file_listing_parallelism", 10000)),
         "spark.ui.showConsoleProgress": "false",
         **DELTA_SETTINGS,
     }

@@ -110,3 +110,12 @@ def test_python_workers_run_the_drivers_interpreter(spark):
 
     (row,) = spark.range(1).mapInArrow(executable, "exe string").collect()
     assert row.exe == sys.executable
+
+
+def test_local_sessions_size_delta_log_and_file_listing_jobs_for_the_machine(spark):
+    """Delta's 50 snapshot tasks and VACUUM's 10,000 listing tasks cost seconds to minutes per call on 2 cores."""
+    conf = load_conf("test")
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == str(conf.get("spark.delta_snapshot_partitions"))
+    listing = spark.conf.get("spark.sql.sources.parallelPartitionDiscovery.parallelism")
+    assert listing == str(conf.get("spark.file_listing_parallelism")) and int(listing) <= 16
+    assert load_conf("cluster").get("spark.file_listing_parallelism") >= 1000
