@@ -75,8 +75,7 @@ def _of_kind(kind: int) -> Column:
 
 
 def _median_of_kind(kind: int, relative_accuracy: float) -> Column:
-    entries = _of_kind(kind)
-    return sketch.median(entries, sketch.total(entries), relative_accuracy)
+    return sketch.median(_of_kind(kind), relative_accuracy=relative_accuracy)
 
 
 def pair_stats(
