@@ -41,6 +41,7 @@ serve: setup
 BENCH_ROWS ?= 5000000
 bench: setup
 	$(PY) bench/bench_scale.py --rows $(BENCH_ROWS) --train --daily
+	$(PY) bench/bench_jit.py
 	$(PY) bench/bench_silver.py
 	$(PY) bench/bench_query.py
 	$(PY) bench/bench_train.py

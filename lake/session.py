@@ -28,7 +28,9 @@ def spark_settings(conf: Conf) -> dict[str, str]:
         "spark.sql.session.timeZone": str(conf.get("spark.session_time_zone", "UTC")),
         "spark.sql.adaptive.enabled": "true",
         "spark.databricks.delta.snapshotPartitions": str(conf.get("spark.delta_snapshot_partitions", 50)),
-        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(conf.get("spark.file_listing_parallelism", 10000)),
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(
+            conf.get("spark.file_listing_parallelism", 10000)
+        ),
         "spark.ui.showConsoleProgress": "false",
         **DELTA_SETTINGS,
     }
@@ -39,9 +41,13 @@ def spark_settings(conf: Conf) -> dict[str, str]:
         settings["spark.jars.packages"] = ",".join(delta_coordinates())
     elif mode != "none":
         raise SparkSetupError(f"spark.delta_jars must be auto, packages or none, not {mode!r}")
+    jvm_options = str(conf.get("spark.jvm_options") or "").strip()
     log_config = conf.conf_dir / "log4j2.properties"
-    if log_config.exists():
-        settings["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile=file:{log_config}"
+    logging = f"-Dlog4j.configurationFile=file:{log_config}" if log_config.exists() else ""
+    if driver_options := " ".join(option for option in (logging, jvm_options) if option):
+        settings["spark.driver.extraJavaOptions"] = driver_options
+    if jvm_options:
+        settings["spark.executor.extraJavaOptions"] = jvm_options
     settings.update({str(k): str(v) for k, v in (conf.get("spark.extra") or {}).items()})
     return settings
 
@@ -57,9 +63,7 @@ def build_spark(conf: Conf) -> SparkSession:
         # Python workers (Arrow batches, any UDF) otherwise start `python3` from PATH, which need not be the
         # interpreter that has pyspark and pyarrow installed. A cluster sets PYSPARK_PYTHON for its executors.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(master).appName(
-        conf.get("spark.app_name", "taxi-lakehouse")
-    )
+    builder = SparkSession.builder.master(master).appName(conf.get("spark.app_name", "taxi-lakehouse"))
     for key, value in spark_settings(conf).items():
         builder = builder.config(key, value)
     try:

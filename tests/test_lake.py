@@ -8,6 +8,7 @@ from pyspark.sql import functions as F
 from lake import load_conf
 from lake.catalog import TableMissingError, UnknownTableError
 from lake.config import ConfigError
+from lake.session import spark_settings
 
 
 def test_env_file_overrides_base_and_env_vars_win(monkeypatch):
@@ -115,7 +116,19 @@ def test_python_workers_run_the_drivers_interpreter(spark):
 def test_local_sessions_size_delta_log_and_file_listing_jobs_for_the_machine(spark):
     """Delta's 50 snapshot tasks and VACUUM's 10,000 listing tasks cost seconds to minutes per call on 2 cores."""
     conf = load_conf("test")
-    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == str(conf.get("spark.delta_snapshot_partitions"))
+    assert spark.conf.get("spark.databricks.delta.snapshotPartitions") == str(
+        conf.get("spark.delta_snapshot_partitions")
+    )
     listing = spark.conf.get("spark.sql.sources.parallelPartitionDiscovery.parallelism")
     assert listing == str(conf.get("spark.file_listing_parallelism")) and int(listing) <= 16
     assert load_conf("cluster").get("spark.file_listing_parallelism") >= 1000
+
+
+def test_the_jvm_compiles_spark_s_large_generated_methods(spark):
+    """Without -XX:-DontCompileHugeMethods HotSpot interprets generated methods over 8,000 bytes (silver's typing)."""
+    options = load_conf("test").get("spark.jvm_options")
+    assert "-XX:-DontCompileHugeMethods" in options
+    runtime = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert "-XX:-DontCompileHugeMethods" in list(runtime.getInputArguments())  # the running driver has it
+    settings = spark_settings(load_conf("test", overrides={"spark.delta_jars": "none"}))
+    assert options in settings["spark.executor.extraJavaOptions"]  # and executors of a cluster get it too
