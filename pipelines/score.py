@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from lake import Lake
 from lake.catalog import schema_of
 from pipelines.common import StageError, StageResult, materialize, new_run_id
+from pipelines.days import day_predicate, distinct_days
 from pipelines.train.evaluate import clipped_prediction
 from pipelines.train.tracking import CHAMPION, Tracking, champion_uri, champion_version, open_tracking
 
@@ -29,11 +30,6 @@ PREDICTIONS_TABLE = "gold.trip_predictions"
 
 # gold.trip_predictions: one row per scored trip; a trip is scored once, by the champion of that moment.
 TRIP_PREDICTIONS = schema_of("gold.trip_predictions")
-
-
-def day_predicate(days: set[date], alias: str = "") -> str:
-    literals = ", ".join(f"DATE'{day.isoformat()}'" for day in sorted(days))
-    return f"{alias}pickup_date IN ({literals})"
 
 
 def days_to_score(lake: Lake, current: int, rescore: bool) -> tuple[set[date] | None, str]:
@@ -49,7 +45,7 @@ def days_to_score(lake: Lake, current: int, rescore: bool) -> tuple[set[date] | 
         return set(), f"{FEATURES_TABLE} unchanged since version {watermark}"
     try:
         changed = lake.read_changes(FEATURES_TABLE, watermark, current)
-        days = {row[0] for row in changed.select("pickup_date").distinct().collect() if row[0] is not None}
+        days = {day for day in distinct_days(changed) if day is not None}
     except AnalysisException:  # change files vacuumed, or the feed was off for some versions
         return None, "change feed unavailable: every day checked"
     return days, f"{FEATURES_TABLE} versions {watermark + 1}..{current}"
@@ -103,7 +99,7 @@ def run_score(lake: Lake, run_id: str | None = None, rescore: bool = False) -> S
             candidates = pending.count()
             if candidates:
                 predictions = predict(tracking, str(champion.version), pending, run_id)
-                target = day_predicate(days, "t.") if days is not None else None
+                target = day_predicate(days, "t.pickup_date") if days is not None else None
                 merged = lake.merge(
                     PREDICTIONS_TABLE, predictions, ["trip_key"], update_matched=rescore, target_filter=target
                 )
