@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_gold_command(args: argparse.Namespace) -> int:
     from pipelines.gold import run_gold
 
-    result = run_gold(open_lake(args), full_refresh=args.full_refresh)
+    progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    result = run_gold(open_lake(args), full_refresh=args.full_refresh, progress=progress)
     print(result.summary_markdown())
     print(
         f"\nmode: {result.details['mode']}" + (f" ({result.details['reason']})" if "reason" in result.details else "")

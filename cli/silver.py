@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from cli.main import open_lake
 from pipelines.common import ExpectationFailed, StageResult
@@ -21,7 +22,11 @@ def silver(args: argparse.Namespace) -> int:
 
     lake = open_lake(args)
     try:
-        result = run_silver(lake, reprocess_quarantine=args.reprocess_quarantine)
+        result = run_silver(
+            lake,
+            reprocess_quarantine=args.reprocess_quarantine,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
     except ExpectationFailed as exc:
         print(f"silver stopped: {exc}. silver.trips was not changed; see quality.runs for the counts per rule.")
         return 1

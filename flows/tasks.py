@@ -61,7 +61,10 @@ def silver_task(lake: Lake, reprocess_quarantine: bool = False) -> StageResult:
     """Cleans, types, dedupes and validates new bronze rows into silver.trips; failing rows go to quarantine."""
     from pipelines.silver import run_silver
 
-    return run_stage("silver", lambda: run_silver(lake, reprocess_quarantine=reprocess_quarantine))
+    logger = get_run_logger()
+    return run_stage(
+        "silver", lambda: run_silver(lake, reprocess_quarantine=reprocess_quarantine, progress=logger.info)
+    )
 
 
 @task(name="gold", cache_policy=NO_CACHE)
@@ -69,7 +72,8 @@ def gold_task(lake: Lake, full_refresh: bool = False) -> StageResult:
     """Builds the features and analytics tables from silver.trips."""
     from pipelines.gold import run_gold
 
-    return run_stage("gold", lambda: run_gold(lake, full_refresh=full_refresh))
+    logger = get_run_logger()
+    return run_stage("gold", lambda: run_gold(lake, full_refresh=full_refresh, progress=logger.info))
 
 
 def with_mlflow_ui_link(lake: Lake, result: StageResult) -> StageResult:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -69,3 +71,14 @@ def materialize(df: DataFrame) -> DataFrame:
     on the frame (minutes per call for the silver batch). Blocks are freed when the frame is garbage collected.
     """
     return df.localCheckpoint(eager=True)
+
+
+class Progress:
+    """Progress lines of a long stage run for a terminal or a flow log: what is done and the time since the start."""
+
+    def __init__(self, stage: str, say: Callable[[str], None] | None) -> None:
+        self.stage, self.say, self.started = stage, say, time.perf_counter()
+
+    def __call__(self, what: str) -> None:
+        if self.say is not None:
+            self.say(f"{self.stage}: {what} [{time.perf_counter() - self.started:.1f} s]")

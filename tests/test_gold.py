@@ -322,9 +322,12 @@ def test_incremental_runs_follow_inserts_updates_and_deletes_and_equal_a_full_re
 
     # A partial delete with no insert: one Jan 9 trip goes; Jan 9 and the 2 days after it are recomputed.
     silver.delete("trip_key = 'b1_9_1'")
-    partial = run_gold(lake)
+    lines: list[str] = []
+    partial = run_gold(lake, progress=lines.append)
     assert partial.details["days"] == ["2019-01-09", "2019-01-10", "2019-01-11"]
     assert partial.counts["gold.trip_features"] == 1
+    assert lines[0].startswith("gold: incremental") and "3 day(s) to recompute" in lines[0]
+    assert any(line.startswith("gold: gold.trip_features: 1 rows written [") for line in lines)  # one per table
     after_delete = gold_snapshot(lake)
     assert "b1_9_1" not in {row[0] for row in after_delete["gold.trip_features"]}
 

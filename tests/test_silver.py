@@ -91,7 +91,8 @@ def scenario(spark, tmp_path_factory):
     out["first"] = run_silver(lake, run_id="silver-first")
     out["after_first"] = lake.version("silver.trips")
     append_bronze(lake, BATCH_B, "b.csv")
-    out["second"] = run_silver(lake, run_id="silver-second")
+    out["second_progress"] = []
+    out["second"] = run_silver(lake, run_id="silver-second", progress=out["second_progress"].append)
     out["silver_v2"] = lake.version("silver.trips")
     out["quarantine_v2"] = lake.read("silver.quarantine").drop("_quarantine_run_id", "_quarantined_at").collect()
     out["idle"] = run_silver(lake, run_id="silver-idle")
@@ -132,6 +133,18 @@ def test_first_run_accounts_for_every_bronze_row(scenario):
     assert counts["duplicates_in_batch"] == 1 and counts["duplicates_in_silver"] == 0
     assert counts["silver_written"] == len(BATCH_A) + 1 - rejected - 1
     assert counts["bronze_read"] == counts["silver_written"] + counts["quarantined"] + counts["duplicates"]
+
+
+def test_a_run_reports_its_progress_with_the_elapsed_time(scenario):
+    lines = scenario["second_progress"]
+    read = scenario["second"].counts["bronze_read"]
+    assert lines[0].startswith(f"silver: read {read:,} rows (incremental) [")
+    assert [line.split(" [")[0] for line in lines[-2:]] == [
+        f"silver: planned: {scenario['second'].counts['silver_written']:,} to silver, "
+        f"{scenario['second'].counts['quarantined']:,} to quarantine",
+        "silver: committed silver.trips and silver.quarantine",
+    ]
+    assert all(line.endswith(" s]") for line in lines)
 
 
 def test_quarantine_keeps_raw_values_reasons_run_and_source(scenario):

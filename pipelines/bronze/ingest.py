@@ -40,7 +40,7 @@ from pipelines.bronze.rows import (
     with_ingestion_metadata,
 )
 from pipelines.bronze.schema_map import SchemaMismatch, map_columns
-from pipelines.common import StageResult, new_run_id
+from pipelines.common import Progress, StageResult, new_run_id
 
 BRONZE = "bronze.trips"
 # Spark sorts every task's rows by partition before a partitioned write unless it may keep writers open.
@@ -165,7 +165,7 @@ def run_ingest(
 ) -> StageResult:
     """Ingests raw trip files into bronze.trips; files already landed (same content hash) are skipped."""
     run_id = run_id or new_run_id("ingest")
-    say = progress or (lambda message: None)
+    say = Progress("ingest", progress)
     locations = expand_paths(paths)
     previous_hash = ingest_log.latest_hash_by_file(lake)
     log = ingest_log.RunLog(run_id)
@@ -225,4 +225,5 @@ def run_ingest(
     }
     if result.counts["failed_files"]:
         result.status = "partial" if result.counts["ingested_files"] else "failed"
+    say(", ".join(f"{value:,} {name.replace('_', ' ')}" for name, value in result.counts.items()))
     return result

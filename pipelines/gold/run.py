@@ -8,7 +8,7 @@ need (each recomputed day and the window before it); it reads no gold table.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 
 from py4j.protocol import Py4JError
@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from lake import Lake
 from lake.errors import ConfigError
-from pipelines.common import StageError, StageResult, materialize, new_run_id
+from pipelines.common import Progress, StageError, StageResult, materialize, new_run_id
 from pipelines.days import day_predicate
 from pipelines.gold import sketch
 from pipelines.gold.analytics import hourly_demand, zone_daily
@@ -133,9 +133,12 @@ def _settings(lake: Lake) -> tuple[int, float, int, list[date]]:
     return window_days, accuracy, hours, extra
 
 
-def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) -> StageResult:
+def run_gold(
+    lake: Lake, full_refresh: bool = False, run_id: str | None = None, progress: Callable[[str], None] | None = None
+) -> StageResult:
     """Builds gold from silver.trips: only the days touched since the last run, or everything on full_refresh."""
     run_id = run_id or new_run_id("gold")
+    say = Progress("gold", progress)
     if not lake.exists(SILVER):
         raise StageError(f"{SILVER} does not exist at {lake.path(SILVER)}; run the silver stage first")
     window_days, accuracy, hours, extra_holidays = _settings(lake)
@@ -179,6 +182,7 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
             ).first()
             span = (low, high) if low is not None else None
             counts = {"days_recomputed": int(n_days), "silver_days_read": int(n_days)}
+        say(f"{'incremental' if incremental else 'full'} ({reason}): {counts['days_recomputed']:,} day(s) to recompute")
         if span is not None or not incremental:  # a full run over an empty silver empties gold
             holidays = holidays_between(*span, extra_holidays) if span else []
             tables = build_gold(silver, days, None, window_days, holidays, accuracy, hours, cache=cached)
@@ -188,6 +192,7 @@ def run_gold(lake: Lake, full_refresh: bool = False, run_id: str | None = None) 
                 result.versions[table] = lake.overwrite(table, df.repartition(DAY_COLUMN[table]), replace_where=where)
                 # Delta records no commit for a write that adds and removes nothing: then nothing was written.
                 counts[table] = _rows_written(lake, table) if result.versions[table] != before else 0
+                say(f"{table}: {counts[table]:,} rows written")
     finally:
         for df in cached:
             if df.is_cached:

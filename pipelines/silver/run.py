@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -12,7 +13,7 @@ from pyspark.sql import types as T
 from lake import Lake
 from lake.errors import MissingInputError
 from pipelines import quality
-from pipelines.common import ExpectationFailed, StageError, StageResult, new_run_id
+from pipelines.common import ExpectationFailed, Progress, StageError, StageResult, new_run_id
 from pipelines.rules import ACTIONS, Rule, load_rules
 from pipelines.schemas import SILVER_TRIPS
 from pipelines.silver import accounting
@@ -126,9 +127,15 @@ def _fail_accounting(lake: Lake, result: StageResult, started_at, checks, when: 
     raise StageError(message)
 
 
-def run_silver(lake: Lake, reprocess_quarantine: bool = False, run_id: str | None = None) -> StageResult:
+def run_silver(
+    lake: Lake,
+    reprocess_quarantine: bool = False,
+    run_id: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> StageResult:
     """One silver run: incremental from bronze, or `reprocess_quarantine` to re-check quarantined rows."""
     run_id = run_id or new_run_id(STAGE)
+    say = Progress(STAGE, progress)
     started_at, clock = datetime.now(timezone.utc), time.perf_counter()
     rules = rules_for(lake)  # a broken rule file stops the run before anything is read
     zones = load_zones(lake)
@@ -149,13 +156,16 @@ def run_silver(lake: Lake, reprocess_quarantine: bool = False, run_id: str | Non
     mark = time.perf_counter()
     read = source.rows.count()  # what the change feed (or the quarantine) gave, counted once at the read
     phases["read_count"] = time.perf_counter() - mark
+    say(f"read {read:,} rows ({mode})")
     trips, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede)
     write_plan = None
     try:
         phases["build"] = time.perf_counter() - mark - phases["read_count"]
+        say(f"typed and checked {stats.rows:,} rows against {len(rules)} rules: {stats.rejected:,} rejected")
         mark = time.perf_counter()
         verdict = validate(lake, stats, rules, result, run_id, started_at)
         phases["great_expectations"] = time.perf_counter() - mark
+        say(f"Great Expectations suite: {'passed' if verdict.success else 'failed'}")
         mark = time.perf_counter()
         retire = w.superseded_hashes(lake, stats) if supersede else []
         if reprocess_quarantine:
@@ -166,12 +176,14 @@ def run_silver(lake: Lake, reprocess_quarantine: bool = False, run_id: str | Non
         counts = accounting.counts(read, stats, write_plan.expected)
         result.counts, result.details["retired_hashes"] = counts, retire
         phases["plan"] = time.perf_counter() - mark
+        say(f"planned: {counts.get('silver_written', 0):,} to silver, {counts.get('quarantined', 0):,} to quarantine")
         checks = accounting.before_commit(counts, stats, write_plan.expected)
         if accounting.broken(checks):
             _fail_accounting(lake, result, started_at, checks, "before commit (nothing written)")
         mark = time.perf_counter()
         committed = w.commit(lake, write_plan, reprocess_quarantine, result.versions)
         phases["commit"] = time.perf_counter() - mark
+        say("committed silver.trips and silver.quarantine")
         after = accounting.after_commit(write_plan.expected, committed, reprocess_quarantine, read)
         if accounting.broken(after):
             _fail_accounting(lake, result, started_at, checks + after, "in the committed Delta metrics")
