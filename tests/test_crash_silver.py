@@ -131,7 +131,9 @@ def test_a_run_killed_during_its_silver_write_leaves_no_trace_and_the_rerun_equa
             time.sleep(0.2)
         time.sleep(KILL_AFTER_SECONDS)
         if child.poll() is not None:
-            pytest.fail(f"the child ended (exit {child.returncode}) before the kill: {child.stderr.read().decode()[-3000:]}")
+            pytest.fail(
+                f"the child ended (exit {child.returncode}) before the kill: {child.stderr.read().decode()[-3000:]}"
+            )
     finally:
         if child.poll() is None:
             os.killpg(child.pid, signal.SIGKILL)

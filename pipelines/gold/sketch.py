@@ -46,7 +46,9 @@ def total(entries: Column) -> Column:
     return F.aggregate(entries, F.lit(0).cast("long"), lambda acc, e: acc + e["n"])
 
 
-def median(entries: Column, count: Column | None = None, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY) -> Column:
+def median(
+    entries: Column, count: Column | None = None, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY
+) -> Column:
     """The approximate median of the values an array of entries holds; null when it holds none.
 
     `entries` may repeat a bin (merged days) and need not be sorted; `count` defaults to total(entries). Like Spark's
