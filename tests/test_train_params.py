@@ -11,6 +11,7 @@ from pyspark.sql import types as T
 
 from lake.config import DEFAULT_CONF_DIR
 from lake.errors import ConfigError, StageError
+from pipelines.train.model import fit_preparation, frequent_categories
 from pipelines.train.params import ModelParams
 from pipelines.train.windows import Window, choose_windows, hygiene_counts, train_rows
 
@@ -107,11 +108,33 @@ def test_labels_outside_the_bounds_are_counted_and_left_out_of_training(spark):
     ]
     rows = spark.createDataFrame(labels, LABELS_SCHEMA)
     raw = shipped()
-    raw["label_bounds"] = {"min_minutes": 1, "max_minutes": 180}
+    raw["label_bounds"] = {"min_minutes": 1, "max_minutes": 180}  # what ships, stated here
     params = ModelParams.from_dict(raw).resolved(2)
     assert hygiene_counts(rows, params) == {"rows": 6, "under_floor": 1, "over_cap": 1}
     kept = train_rows(rows, params, before=D(2019, 1, 3))
     assert sorted(r.trip_key for r in kept.collect()) == ["b", "c", "d"]
-    unbounded = ModelParams.from_dict(shipped()).resolved(2)
+    raw["label_bounds"] = {"min_minutes": None, "max_minutes": None}
+    unbounded = ModelParams.from_dict(raw).resolved(2)
     assert hygiene_counts(rows, unbounded) == {"rows": 6, "under_floor": 0, "over_cap": 0}
     assert train_rows(rows, unbounded).count() == 6
+
+
+def test_categories_rarer_than_min_category_rows_join_unknown_in_the_fitted_preparation(spark):
+    """Zone 7 has 3 training rows, zone 9 one and a null one: with min_category_rows 2, 9 and null become 'unknown'
+    at fit time, and so does a zone the training rows never had (42) when the fitted model is applied."""
+    schema = T.StructType([T.StructField("zone", T.IntegerType()), T.StructField("minutes", T.DoubleType())])
+    train = spark.createDataFrame([(7, 1.0), (7, 2.0), (7, 3.0), (9, 4.0), (None, 5.0)], schema)
+    raw = shipped()
+    raw["features"] = {"categorical": ["zone"], "numeric": ["minutes"], "min_category_rows": 2}
+    params = ModelParams.from_dict(raw)
+    assert params.min_category_rows == 2 and ModelParams.from_dict(params.to_dict()) == params
+    assert frequent_categories(train, params) == {"zone": ("7",)}
+    serving = spark.createDataFrame([(7, 0.0), (9, 0.0), (42, 0.0), (None, 0.0)], schema)
+    prepared = fit_preparation(train, params).transform(serving)
+    assert [r.zone_cat for r in prepared.collect()] == ["7", "unknown", "unknown", "unknown"]
+    raw["features"]["min_category_rows"] = 0  # the default keeps every category
+    everything = ModelParams.from_dict(raw)
+    assert frequent_categories(train, everything) is None
+    assert [r.zone_cat for r in fit_preparation(train, everything).transform(serving).collect()] == [
+        "7", "9", "42", "unknown"
+    ]  # fmt: skip

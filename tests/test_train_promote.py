@@ -27,8 +27,10 @@ def promotions(spark, tmp_path_factory):
     """A weak first champion, then a stronger recipe with --promote, then the weak recipe again with --promote."""
     root = tmp_path_factory.mktemp("promote")
     one_window = {"windows": 1}
-    weak = make_lake(spark, root / "lake", write_params(root / "weak", regressor=WEAK, split=one_window))
-    strong = make_lake(spark, root / "lake", write_params(root / "strong", split=one_window))
+    # target identity here (the shipped log1p is what test_train and test_train_real run): both targets fit and promote
+    weak_params = write_params(root / "weak", regressor=WEAK, split=one_window, target="identity")
+    weak = make_lake(spark, root / "lake", weak_params)
+    strong = make_lake(spark, root / "lake", write_params(root / "strong", split=one_window, target="identity"))
     weak.append(FEATURES_TABLE, synthetic_features(spark, START, 20, 30, seed=21))
     first = run_train(weak)
     better = run_train(strong, promote=True)

@@ -16,8 +16,8 @@ from pipelines.train.evaluate import MODEL, Results, aggregate, baseline_results
 from pipelines.train.model import (
     FEATURES_COL,
     PREDICTION_COL,
-    build_preparation,
     build_regressor,
+    fit_preparation,
     regressor_stage,
     servable,
     target_column,
@@ -47,7 +47,7 @@ class FitResult:
 def fit_servable(train: DataFrame, params: ModelParams) -> FitResult:
     """Fits the preparation, caches the assembled frame once, fits the tree regressor on it."""
     started = time.perf_counter()
-    preparation = build_preparation(params).fit(train)
+    preparation = fit_preparation(train, params)
     assembled = preparation.transform(train).select(FEATURES_COL, target_column(params)).persist()
     try:
         rows = assembled.count()

@@ -67,6 +67,9 @@ class ModelParams:
     split: SplitConf = SplitConf()
     tuning: TuningConf = TuningConf()
     plot_sample_rows: int = 5000
+    # categories with fewer training rows than this join 'unknown' (0: keep every category): a tree then cannot
+    # give a zone seen a handful of times its own leaf (rare zones drew 100-176 min predictions for 15-30 min trips)
+    min_category_rows: int = 0
 
     @property
     def features(self) -> list[str]:
@@ -101,7 +104,11 @@ class ModelParams:
             "label": self.label,
             "target": self.target,
             "label_bounds": dataclasses.asdict(self.label_bounds),
-            "features": {"categorical": list(self.categorical), "numeric": list(self.numeric)},
+            "features": {
+                "categorical": list(self.categorical),
+                "numeric": list(self.numeric),
+                "min_category_rows": self.min_category_rows,
+            },
             "regressor": {"type": self.regressor_type, "params": self.regressor_kwargs},
             "linear_baseline": dict(self.linear_baseline),
             "seed": self.seed,
@@ -165,6 +172,7 @@ class ModelParams:
                 grid=tuple((name, tuple(values)) for name, values in sorted(grid.items())),
             ),
             plot_sample_rows=int(reader.get("plots.sample_rows", 5000)),
+            min_category_rows=int(reader.get("features.min_category_rows", 0) or 0),
         )
 
 

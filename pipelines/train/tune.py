@@ -25,8 +25,8 @@ from pipelines.train.evaluate import regression_metrics
 from pipelines.train.model import (
     FEATURES_COL,
     back_transform,
-    build_preparation,
     build_regressor,
+    fit_preparation,
     target_column,
 )
 from pipelines.train.params import ModelParams
@@ -89,7 +89,7 @@ def tune(
                 f"{validation_count} validation row(s); at least split.min_train_rows={params.split.min_train_rows}"
                 " train rows and one validation row needed"
             )
-        preparation = build_preparation(params).fit(fit_part)
+        preparation = fit_preparation(fit_part, params)
         assembled = preparation.transform(fit_part).select(FEATURES_COL, target_column(params)).persist()
         validation_vectors = preparation.transform(validation).select(FEATURES_COL, params.label).persist()
         regressor = build_regressor(params)
