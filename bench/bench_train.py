@@ -199,16 +199,33 @@ def ablation_variants(raw: dict[str, Any], extra_numeric: list[str]) -> list[tup
     bounded = variant("+ labels within [1, 180] min", base, label_bounds={"min_minutes": 1, "max_minutes": 180})
     logged = variant("+ log1p target", bounded, target="log1p")
     variant("log1p target, all labels", base, target="log1p")
-    deeper = variant("+ depth 7, 40 trees", logged, regressor__params__maxDepth=7, regressor__params__maxIter=40)
-    variant("+ depth 8, 60 trees, step 0.1", logged, regressor__params__maxDepth=8, regressor__params__maxIter=60)
-    if extra_numeric:
-        numeric = list(deeper["features"]["numeric"]) + extra_numeric
-        variant(f"+ {', '.join(extra_numeric)}", deeper, features__numeric=numeric)
+    variant("+ depth 7, 40 trees", logged, regressor__params__maxDepth=7, regressor__params__maxIter=40)
+    variant("+ 60 trees", logged, regressor__params__maxIter=60)
+    variant("+ 100 trees", logged, regressor__params__maxIter=100)
+    leafy = {"regressor__params__minInstancesPerNode": 50}
+    variant("+ depth 7, 40 trees, >= 50 rows per leaf", logged, regressor__params__maxDepth=7, **leafy,
+            regressor__params__maxIter=40)  # fmt: skip
+    variant("+ depth 6, 100 trees, >= 50 rows per leaf", logged, regressor__params__maxDepth=6, **leafy,
+            regressor__params__maxIter=100)  # fmt: skip
+    if extra_numeric:  # on the best so far (validation RMSE, 2026-11-22): bounds + log1p, 20 trees of depth 5
+        numeric = list(logged["features"]["numeric"]) + extra_numeric
+        variant(f"bounds + log1p + {', '.join(extra_numeric)}", logged, features__numeric=numeric)
+    rare = variant("+ categories under 50 training rows -> unknown", logged, features__min_category_rows=50)
+    variant("+ categories under 50 rows -> unknown, 60 trees", rare, regressor__params__maxIter=60)
+    variant("+ categories under 50 rows -> unknown, 100 trees", rare, regressor__params__maxIter=100)
+    variant("+ categories under 200 rows -> unknown, 100 trees", rare, features__min_category_rows=200,
+            regressor__params__maxIter=100)  # fmt: skip
     return variants
 
 
 def ablation_report(
-    lake: Lake, raw: dict[str, Any], extra_numeric: list[str], command: str, only: list[int], windows: int
+    lake: Lake,
+    raw: dict[str, Any],
+    extra_numeric: list[str],
+    command: str,
+    only: list[int],
+    windows: int,
+    section: str = "ablation",
 ) -> str:
     cores = lake.spark.sparkContext.defaultParallelism
     features = lake.read(FEATURES_TABLE).where(F.col("pickup_date") < F.lit(VALIDATION_UNTIL))
@@ -227,6 +244,11 @@ def ablation_report(
         summary = evaluation.summary
         print(name, {a: {k: round(v, 3) for k, v in s.items()} for a, s in summary.items()}, flush=True)
         rows_out.append((name, summary, evaluation.fit_rows / evaluation.fit_seconds, seconds, chosen))
+        write_section(section, ablation_table(rows_out, command))  # after each variant: a stopped run keeps its rows
+    return ablation_table(rows_out, command)
+
+
+def ablation_table(rows_out: list, command: str) -> str:
     names = ["rmse_mean", "rmse_worst", "mae_mean", "rmsle_mean"]
     lines = [
         "## Ablation on validation windows (`bench_train.py --ablation`)",
@@ -276,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ablation:
         extra = [name for name in args.extra_numeric.split(",") if name]
         only = [int(n) for n in args.variants.split(",") if n]
-        report = ablation_report(lake, raw, extra, command, only, args.validation_windows)
+        report = ablation_report(lake, raw, extra, command, only, args.validation_windows, args.section)
         write_section(args.section, report)
     else:
         from pipelines.train import run_train
