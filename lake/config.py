@@ -23,6 +23,7 @@ ENV_OVERRIDES = {
     "SPARK_SHUFFLE_PARTITIONS": "spark.shuffle_partitions",
     "LAKE_DELTA_JARS": "spark.delta_jars",
     "MLFLOW_TRACKING_URI": "mlflow.tracking_uri",
+    "LAKE_MODEL_PARAMS": "model.params",
 }
 
 

@@ -1,0 +1,130 @@
+"""The pipeline on a Spark standalone cluster by configuration only: a master and two workers on 127.0.0.1 (started
+from the installed pyspark), `SPARK_MASTER=spark://...` and `lake run daily` on three real months; every table it
+writes equals what the same stages write on `local[2]`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+from test_train_support import make_lake, write_params
+
+from lake import Lake
+from lake.standalone import StandaloneCluster
+from pipelines.bronze.ingest import run_ingest
+from pipelines.gold.run import run_gold
+from pipelines.score import run_score
+from pipelines.silver.run import run_silver
+from pipelines.train import run_train
+
+PROJECT = Path(__file__).resolve().parents[1]
+MONTHS = ("2019-01", "2019-02", "2019-03")
+ROWS_PER_MONTH = 1000  # the samples are in random order: the first rows are a random sample of the month
+COMPARED = (
+    "bronze.trips",
+    "silver.trips",
+    "silver.quarantine",
+    "gold.trip_features",
+    "gold.zone_daily",
+    "gold.hourly_demand",
+    "gold.pair_stats",
+)
+VOLATILE = ("run_id", "_at")  # run ids and wall-clock stamps differ between any two runs
+
+
+def fingerprint(lake: Lake, table: str) -> tuple:
+    """Row count and an order-independent checksum of every column but run ids and timestamps of the run."""
+    frame = lake.read(table)
+    columns = sorted(c for c in frame.columns if not c.endswith(VOLATILE))
+    row_hash = F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit("\u2400")) for c in columns])
+    return (columns, *frame.agg(F.count(F.lit(1)), F.sum(row_hash.cast("decimal(38,0)"))).first())
+
+
+@pytest.fixture(scope="module")
+def landing(samples, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("cluster-landing")
+    for month in MONTHS:
+        source = samples / "yellow" / f"yellow_tripdata_sample_{month}.csv"
+        lines = source.read_text().splitlines()[: ROWS_PER_MONTH + 1]
+        (folder / source.name).write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def params(tmp_path_factory) -> Path:
+    return write_params(
+        tmp_path_factory.mktemp("cluster-conf"),
+        regressor={"type": "gbt", "params": {"maxIter": 5, "maxDepth": 3, "maxBins": 270}},
+        split={"windows": 2, "window": "month", "test_days": 14, "min_train_rows": 300, "min_test_rows": 100},
+    )
+
+
+@pytest.fixture(scope="module")
+def on_cluster(landing, params, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, dict]:
+    """`lake run daily` in its own process against a 2-worker standalone cluster; returns the lake root, the run and
+    the master's record of the applications it served."""
+    root = tmp_path_factory.mktemp("cluster") / "lake"
+    with StandaloneCluster(workers=2, cores=1, memory="1g", log_dir=str(root.parent / "logs")) as cluster:
+        env = {
+            **os.environ,
+            "SPARK_MASTER": cluster.url,  # the only change from a local run: configuration
+            "LAKE_ENV": "test",
+            "LAKE_ROOT": str(root),
+            "LAKE_MODEL_PARAMS": str(params),
+            "SPARK_LOCAL_IP": "127.0.0.1",
+            "PYSPARK_PYTHON": sys.executable,
+            "PYTHONPATH": str(PROJECT),
+        }
+        env.pop("MLFLOW_TRACKING_URI", None)
+        command = [sys.executable, "-m", "cli.main", "run", "daily", "--landing", str(landing), "--date", "2019-04-01"]
+        done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1200)
+        status = cluster.status()
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root, done, status
+
+
+@pytest.fixture(scope="module")
+def on_local(spark, landing, params, tmp_path_factory) -> Lake:
+    """The same stages in this process's local[2] session."""
+    lake = make_lake(spark, tmp_path_factory.mktemp("local") / "lake", params)
+    run_ingest(lake, [str(landing)])
+    run_silver(lake)
+    run_gold(lake)
+    run_train(lake, promote=True)
+    run_score(lake)
+    return lake
+
+
+@pytest.mark.cluster
+@pytest.mark.integration
+def test_the_cluster_ran_the_work_on_its_two_workers(on_cluster):
+    _, done, status = on_cluster
+    apps = status["completedapps"] + status["activeapps"]
+    assert [app["name"] for app in apps] == ["taxi-lakehouse"]  # the daily run's one session ran on the cluster
+    assert apps[0]["cores"] == 2 and len(status["workers"]) == 2
+    assert "train" in done.stdout and "score" in done.stdout
+
+
+@pytest.mark.cluster
+@pytest.mark.integration
+@pytest.mark.parametrize("table", COMPARED)
+def test_every_table_equals_the_local_run(on_cluster, on_local, spark, params, table):
+    root, _, _ = on_cluster
+    cluster_lake = make_lake(spark, root, params)  # read back through the local session: same files, any engine
+    expected = fingerprint(on_local, table)
+    assert expected[1] > 0
+    assert fingerprint(cluster_lake, table) == expected
+
+
+@pytest.mark.cluster
+@pytest.mark.integration
+def test_the_model_trained_and_scored_the_same_trips(on_cluster, on_local, spark, params):
+    root, _, _ = on_cluster
+    cluster_lake = make_lake(spark, root, params)
+    keys = [lake.read("gold.trip_predictions").select("trip_key") for lake in (cluster_lake, on_local)]
+    assert keys[0].count() == keys[1].count() > 0
+    assert keys[0].exceptAll(keys[1]).isEmpty()
