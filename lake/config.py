@@ -21,6 +21,7 @@ ENV_OVERRIDES = {
     "SPARK_MASTER": "spark.master",
     "SPARK_DRIVER_MEMORY": "spark.driver_memory",
     "SPARK_SHUFFLE_PARTITIONS": "spark.shuffle_partitions",
+    "SPARK_EXECUTOR_MEMORY": "spark.executor_memory",
     "LAKE_DELTA_JARS": "spark.delta_jars",
     "MLFLOW_TRACKING_URI": "mlflow.tracking_uri",
     "LAKE_MODEL_PARAMS": "model.params",

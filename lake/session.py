@@ -34,11 +34,15 @@ def spark_settings(conf: Conf) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         **DELTA_SETTINGS,
     }
+    for key in ("executor_memory", "executor_cores"):  # a cluster's executors; local mode has none
+        if conf.get(f"spark.{key}"):
+            settings[f"spark.{key.replace('_', '.')}"] = str(conf.get(f"spark.{key}"))
     mode = conf.get("spark.delta_jars", "auto")
+    extra = [str(c) for c in conf.get("spark.jar_packages") or ()]
     if mode == "auto":
-        settings["spark.jars"] = ",".join(resolve_jars(conf.get("spark.jar_cache")))
+        settings["spark.jars"] = ",".join(resolve_jars(conf.get("spark.jar_cache"), extra))
     elif mode == "packages":
-        settings["spark.jars.packages"] = ",".join(delta_coordinates())
+        settings["spark.jars.packages"] = ",".join([*delta_coordinates(), *extra])
     elif mode != "none":
         raise SparkSetupError(f"spark.delta_jars must be auto, packages or none, not {mode!r}")
     jvm_options = str(conf.get("spark.jvm_options") or "").strip()

@@ -132,3 +132,18 @@ def test_the_jvm_compiles_spark_s_large_generated_methods(spark):
     assert "-XX:-DontCompileHugeMethods" in list(runtime.getInputArguments())  # the running driver has it
     settings = spark_settings(load_conf("test", overrides={"spark.delta_jars": "none"}))
     assert options in settings["spark.executor.extraJavaOptions"]  # and executors of a cluster get it too
+
+
+def test_cluster_settings_come_from_conf_and_the_environment(monkeypatch):
+    """conf/cluster.yaml's master and executor sizes reach the session; SPARK_MASTER and SPARK_EXECUTOR_MEMORY win."""
+    cluster = load_conf("cluster", overrides={"spark.delta_jars": "none"})
+    settings = spark_settings(cluster)
+    assert str(cluster.get("spark.master")).startswith("spark://")
+    assert settings["spark.executor.memory"] == cluster.get("spark.executor_memory")
+    assert settings["spark.executor.cores"] == str(cluster.get("spark.executor_cores"))
+    assert "spark.executor.memory" not in spark_settings(load_conf("test", overrides={"spark.delta_jars": "none"}))
+    monkeypatch.setenv("SPARK_MASTER", "spark://10.0.0.5:7077")
+    monkeypatch.setenv("SPARK_EXECUTOR_MEMORY", "12g")
+    overridden = load_conf("cluster", overrides={"spark.delta_jars": "none"})
+    assert overridden.get("spark.master") == "spark://10.0.0.5:7077"
+    assert spark_settings(overridden)["spark.executor.memory"] == "12g"
