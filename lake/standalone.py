@@ -78,8 +78,9 @@ class StandaloneCluster:
                     "--webui-port", str(self.ui_port))  # fmt: skip
         for number in range(self.workers):
             work_dir = self.log_dir / f"worker-{number}"
-            self._start(f"worker-{number}", WORKER_CLASS, "--host", "127.0.0.1", "--cores", str(self.cores),
-                        "--memory", self.memory, "--webui-port", "0", "--work-dir", str(work_dir), self.url)  # fmt: skip
+            options = ["--cores", str(self.cores), "--memory", self.memory, "--webui-port", "0"]
+            self._start(f"worker-{number}", WORKER_CLASS, "--host", "127.0.0.1", *options,
+                        "--work-dir", str(work_dir), self.url)  # fmt: skip
         deadline = time.monotonic() + timeout
         while self.alive_workers() < self.workers:
             if any(process.poll() is not None for process in self._processes) or time.monotonic() > deadline:

@@ -1,20 +1,25 @@
 """The pipeline on a Spark standalone cluster by configuration only: a master and two workers on 127.0.0.1 (started
-from the installed pyspark), `SPARK_MASTER=spark://...` and `lake run daily` on three real months; every table it
-writes equals what the same stages write on `local[2]`."""
+from the installed pyspark), a shared MLflow tracking server, `SPARK_MASTER=spark://...`,
+`MLFLOW_TRACKING_URI=http://...` and `lake run daily` on three real months; every table it writes equals what the
+same stages write on `local[2]`, and the model, its metrics and the champion alias are on the server."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 from test_train_support import make_lake, write_params
 
 from lake import Lake
-from lake.standalone import StandaloneCluster
+from lake.standalone import StandaloneCluster, free_port
 from pipelines.bronze.ingest import run_ingest
 from pipelines.gold.run import run_gold
 from pipelines.score import run_score
@@ -64,14 +69,41 @@ def params(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def on_cluster(landing, params, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, dict]:
-    """`lake run daily` in its own process against a 2-worker standalone cluster; returns the lake root, the run and
-    the master's record of the applications it served."""
+def mlflow_server(tmp_path_factory) -> Iterator[str]:
+    """`mlflow server` on 127.0.0.1: a SQLite backend store and an artifact store it serves (--serve-artifacts)."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+               "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--serve-artifacts",
+               "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
+    with open(folder / "server.log", "wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def on_cluster(landing, params, mlflow_server, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, dict]:
+    """`lake run daily` in its own process against a 2-worker standalone cluster and the MLflow server; returns the
+    lake root, the run and the master's record of the applications it served."""
     root = tmp_path_factory.mktemp("cluster") / "lake"
     with StandaloneCluster(workers=2, cores=1, memory="1g", log_dir=str(root.parent / "logs")) as cluster:
         env = {
             **os.environ,
-            "SPARK_MASTER": cluster.url,  # the only change from a local run: configuration
+            "SPARK_MASTER": cluster.url,  # the only changes from a local run: configuration
+            "MLFLOW_TRACKING_URI": mlflow_server,
             "LAKE_ENV": "test",
             "LAKE_ROOT": str(root),
             "LAKE_MODEL_PARAMS": str(params),
@@ -79,7 +111,6 @@ def on_cluster(landing, params, tmp_path_factory) -> tuple[Path, subprocess.Comp
             "PYSPARK_PYTHON": sys.executable,
             "PYTHONPATH": str(PROJECT),
         }
-        env.pop("MLFLOW_TRACKING_URI", None)
         command = [sys.executable, "-m", "cli.main", "run", "daily", "--landing", str(landing), "--date", "2019-04-01"]
         done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1200)
         status = cluster.status()
@@ -128,3 +159,16 @@ def test_the_model_trained_and_scored_the_same_trips(on_cluster, on_local, spark
     keys = [lake.read("gold.trip_predictions").select("trip_key") for lake in (cluster_lake, on_local)]
     assert keys[0].count() == keys[1].count() > 0
     assert keys[0].exceptAll(keys[1]).isEmpty()
+
+
+@pytest.mark.cluster
+@pytest.mark.integration
+def test_the_run_the_model_and_the_champion_are_on_the_shared_mlflow_server(on_cluster, mlflow_server, tmp_path):
+    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)  # not the process-wide registry
+    champion = client.get_model_version_by_alias("trip_duration", "champion")
+    run = client.get_run(champion.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["train_rows"] > 0
+    assert run.data.metrics["test_rmse_mean"] > 0
+    assert run.data.tags["input.gold.trip_features.version"].isdigit()  # pinned to the Delta version it read
+    downloaded = Path(client.download_artifacts(champion.run_id, "", str(tmp_path)))  # through the server's proxy
+    assert any(downloaded.rglob("MLmodel"))
