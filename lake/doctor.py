@@ -62,7 +62,8 @@ def check_java_runtime() -> Check:
 def check_delta_jars(conf: Conf) -> Check:
     """The Delta JARs Spark loads: cached (auto), fetched by Ivy (packages) or provided by the cluster (none)."""
     mode = conf.get("spark.delta_jars", "auto")
-    wanted = ", ".join(delta_coordinates())
+    extra = [str(c) for c in conf.get("spark.jar_packages") or ()]
+    wanted = ", ".join([*delta_coordinates(), *extra])
     if mode == "packages":
         return Check("delta jars", OK, f"fetched by Spark's Ivy at start-up ({wanted})")
     if mode == "none":
@@ -71,7 +72,7 @@ def check_delta_jars(conf: Conf) -> Check:
         fix = "set spark.delta_jars: auto, packages or none"
         return Check("delta jars", FAIL, f"spark.delta_jars is {mode!r}", fix)
     cache = str(conf.get("spark.jar_cache"))
-    if cached_jars(cache):
+    if cached_jars(cache, extra):
         return Check("delta jars", OK, f"{wanted} in {cache}")
     if shutil.which("mvn"):
         return Check("delta jars", WARN, f"not in {cache} yet; fetched with Maven when Spark first starts", "")

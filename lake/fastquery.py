@@ -7,6 +7,7 @@ the view "gold"."zone_daily@v3". Called by lake.query.run_query after its read-o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import duckdb
@@ -23,12 +24,17 @@ LISTING_STATEMENTS = ("SHOW",)
 DIALECT_ERRORS = (duckdb.ParserException, duckdb.CatalogException, duckdb.NotImplementedException)
 
 
-def open_table(spec: TableSpec, version: int | None, moment: datetime | None) -> DeltaTable:
-    """The table's Delta snapshot at a version, or at the last commit at or before a moment (see version_at)."""
-    if not DeltaTable.is_deltatable(spec.path):
+def open_table(
+    spec: TableSpec, version: int | None, moment: datetime | None, storage: Mapping[str, str] | None = None
+) -> DeltaTable:
+    """The table's Delta snapshot at a version, or at the last commit at or before a moment (see version_at).
+
+    `storage`: delta-rs storage options for a lake on object storage (conf `lake.storage_options`)."""
+    options = dict(storage or {}) or None
+    if not DeltaTable.is_deltatable(spec.path, storage_options=options):
         raise TableMissingError(f"table {spec.full_name} does not exist yet at {spec.path}; run its stage first")
     try:
-        table = DeltaTable(spec.path)
+        table = DeltaTable(spec.path, storage_options=options)
     except DeltaError as exc:
         raise FastPathUnavailableError(f"cannot open {spec.full_name} ({exc})") from exc
     if version is None and moment is not None:
@@ -50,17 +56,25 @@ def _dataset(spec: TableSpec, table: DeltaTable) -> pa.dataset.Dataset:
         raise FastPathUnavailableError(f"the Delta reader cannot scan {spec.full_name} ({exc})") from exc
 
 
-def fast_query(specs: dict[str, TableSpec], statement: str, reads: dict[str, TableRead]) -> pa.Table:
+def fast_query(
+    specs: dict[str, TableSpec],
+    statement: str,
+    reads: dict[str, TableRead],
+    storage: Mapping[str, str] | None = None,
+) -> pa.Table:
     """Runs a read-only statement on DuckDB over the referenced tables (all existing ones for SHOW)."""
+    options = dict(storage or {}) or None
     if statement.lstrip().upper().startswith(LISTING_STATEMENTS):
-        reads = {n: TableRead(n, s) for n, s in specs.items() if DeltaTable.is_deltatable(s.path)}
+        reads = {
+            n: TableRead(n, s) for n, s in specs.items() if DeltaTable.is_deltatable(s.path, storage_options=options)
+        }
     connection = duckdb.connect()
     try:
         connection.execute("SET TimeZone = 'UTC'")  # Spark's session time zone: same hours, dates and renderings
         renamed = {}
         for key, read in reads.items():
             spec = read.spec
-            dataset = _dataset(spec, open_table(spec, read.version, read.moment))
+            dataset = _dataset(spec, open_table(spec, read.version, read.moment, storage))
             source = "lake_source__" + key.replace(".", "__").replace("@", "__")
             view = spec.name if key == spec.full_name else key.split(".", 1)[1]
             connection.register(source, dataset)

@@ -45,16 +45,17 @@ def check_java() -> None:
     )
 
 
-def cached_jars(cache_dir: str) -> list[str] | None:
-    """The cached JAR paths, or None when any is missing."""
+def cached_jars(cache_dir: str, extra: list[str] | tuple[str, ...] = ()) -> list[str] | None:
+    """The cached JAR paths (Delta's and `extra` coordinates), or None when any is missing."""
     folder = Path(os.path.expanduser(cache_dir))
-    paths = [folder / _jar_name(c) for c in delta_coordinates()]
+    paths = [folder / _jar_name(c) for c in [*delta_coordinates(), *extra]]
     return [str(p) for p in paths] if all(p.exists() and p.stat().st_size > 0 for p in paths) else None
 
 
-def resolve_jars(cache_dir: str) -> list[str]:
-    """Returns the Delta JARs, fetching them with Maven into cache_dir on first use."""
-    found = cached_jars(cache_dir)
+def resolve_jars(cache_dir: str, extra: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Returns the Delta JARs and those of `extra` coordinates (e.g. hadoop-aws and its AWS SDK for s3a://; each
+    JAR named, no transitive resolution), fetching them with Maven into cache_dir on first use."""
+    found = cached_jars(cache_dir, extra)
     if found:
         return found
     folder = Path(os.path.expanduser(cache_dir))
@@ -66,7 +67,9 @@ def resolve_jars(cache_dir: str) -> list[str]:
             "or set spark.delta_jars: packages (LAKE_DELTA_JARS=packages) to let Spark's Ivy fetch "
             f"{', '.join(delta_coordinates())}."
         )
-    for coordinate in delta_coordinates():
+    for coordinate in [*delta_coordinates(), *extra]:
+        if (folder / _jar_name(coordinate)).exists():
+            continue
         cmd = [mvn, "-q", "-B", "dependency:copy", f"-Dartifact={coordinate}:jar", f"-DoutputDirectory={folder}"]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -75,14 +78,15 @@ def resolve_jars(cache_dir: str) -> list[str]:
                 f"{(done.stdout + done.stderr).strip()[-800:]}\nCheck network access to Maven Central, or copy "
                 f"the JARs into {folder} by hand."
             )
-    found = cached_jars(cache_dir)
+    found = cached_jars(cache_dir, extra)
     if not found:
-        raise SparkSetupError(f"Maven ran but the Delta JARs are still missing from {folder}")
+        raise SparkSetupError(f"Maven ran but JARs are still missing from {folder}")
     return found
 
 
 if __name__ == "__main__":
     from lake.config import load_conf
 
-    for jar in resolve_jars(load_conf().get("spark.jar_cache")):
+    conf = load_conf()
+    for jar in resolve_jars(conf.get("spark.jar_cache"), conf.get("spark.jar_packages") or ()):
         print(jar)
