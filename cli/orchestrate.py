@@ -63,6 +63,14 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def deploy_command(args: argparse.Namespace) -> int:
+    from flows.pool import deploy_to_pool
+
+    ids = deploy_to_pool(args.pool, args.env, args.source)
+    print(f"{len(ids)} deployment(s) on work pool {args.pool!r}; run them: prefect worker start --pool {args.pool}")
+    return 0
+
+
 def run_command(args: argparse.Namespace) -> int:
     from flows.runtime import patient_ephemeral_api
     from flows.serve import FLOWS
@@ -100,6 +108,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve", help="serve every flow as a Prefect deployment; `daily` on orchestration.daily_cron"
     )
     serve.set_defaults(handler=serve_command)
+
+    deploy = subparsers.add_parser(
+        "deploy", help="register every flow on a Prefect work pool (run by `prefect worker start --pool POOL`)"
+    )
+    deploy.add_argument("--pool", required=True, help="a process work pool (prefect work-pool create POOL -t process)")
+    deploy.add_argument("--source", default=None, help="folder holding the project's code (default: this project)")
+    deploy.set_defaults(handler=deploy_command)
 
     run = subparsers.add_parser("run", help="run one flow in this process (no Prefect server needed)")
     run.add_argument("flow", choices=sorted(FLOW_OPTIONS))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import serve
+from prefect import Flow, serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 from prefect.settings import PREFECT_API_URL
@@ -18,32 +18,35 @@ DEFAULT_TIMEZONE = "UTC"
 TAGS = ["taxi-lakehouse"]
 
 
-FLOWS = {flow.name: flow for flow in (daily, ingest, silver, gold, train, score)}
+STAGE_FLOWS = (ingest, silver, gold, train, score)
+FLOWS = {flow.name: flow for flow in (daily, *STAGE_FLOWS)}
 
 
-def deployments(conf: Conf) -> list[RunnerDeployment]:
-    """One deployment per flow, named after it (`daily/daily`, `silver/silver`, ...), using conf's environment."""
+def deployment_settings(conf: Conf) -> list[tuple[Flow, dict]]:
+    """Per flow, its deployment's name, schedule, default parameters and tags (shared by serve and work pools)."""
     schedule = Cron(
         conf.get("orchestration.daily_cron") or DEFAULT_CRON,
         timezone=conf.get("orchestration.timezone") or DEFAULT_TIMEZONE,
     )
+    daily_settings = {
+        "name": "daily",
+        "schedules": [schedule],
+        "parameters": {"landing": conf.path("lake.landing"), "env": conf.env},
+        "description": "The whole chain for a run date: ingest new landing files, silver, gold, train, score.",
+        "tags": TAGS,
+    }
+    stages = [(stage, {"name": stage.name, "parameters": {"env": conf.env}, "tags": TAGS}) for stage in STAGE_FLOWS]
+    return [(daily, daily_settings), *stages]
+
+
+def deployments(conf: Conf) -> list[RunnerDeployment]:
+    """One deployment per flow, named after it (`daily/daily`, `silver/silver`, ...), using conf's environment."""
     # Served runs are processes started by `lake serve`: they get its environment (LAKE_ENV, LAKE_ROOT...),
     # so the conf-dependent defaults shown in the UI are the ones the runs will use.
-    daily_deployment = daily.to_deployment(
-        name="daily",
-        schedules=[schedule],
-        parameters={"landing": conf.path("lake.landing"), "env": conf.env},
-        description="The whole chain for a run date: ingest new landing files, silver, gold, train, score.",
-        tags=TAGS,
-        entrypoint_type=EntrypointType.MODULE_PATH,
-    )
-    stage_deployments = [
-        stage.to_deployment(
-            name=stage.name, parameters={"env": conf.env}, tags=TAGS, entrypoint_type=EntrypointType.MODULE_PATH
-        )
-        for stage in (ingest, silver, gold, train, score)
+    return [
+        flow.to_deployment(**settings, entrypoint_type=EntrypointType.MODULE_PATH)
+        for flow, settings in deployment_settings(conf)
     ]
-    return [daily_deployment, *stage_deployments]
 
 
 def serve_all(env: str | None = None) -> None:

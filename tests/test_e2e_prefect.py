@@ -247,3 +247,51 @@ def test_the_daily_schedule_creates_runs_at_the_configured_time(prefect_server, 
     starts = [datetime.fromisoformat(run["expected_start_time"]).astimezone(zone) for run in runs]
     assert {(start.hour, start.minute) for start in starts} == {(hour, minute)}
     assert len({start.date() for start in starts}) == len(starts)
+
+
+async def run_deployment(name: str, log: Path, worker: subprocess.Popen) -> tuple[str, str, dict]:
+    """Creates a run of deployment `name` (like the UI's Run button) and waits until it is final."""
+    async with get_client() as client:
+        deployment = await client.read_deployment_by_name(name)
+        flow_run = await client.create_flow_run_from_deployment(deployment.id)
+        deadline = time.monotonic() + FLOW_RUN_SECONDS
+        while not (flow_run.state and flow_run.state.is_final()):
+            if worker.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"flow run {flow_run.name} still {flow_run.state_name}\n{tail(log)}")
+            await asyncio.sleep(POLL_SECONDS)
+            flow_run = await client.read_flow_run(flow_run.id)
+        return flow_run.state_name, flow_run.state.message or "", {"pool": deployment.work_pool_name, "id": flow_run.id}
+
+
+def test_a_worker_of_a_process_work_pool_runs_the_deployed_flows(prefect_server, served, workdir, conf_dir):
+    """The alternative to `lake serve`: `lake deploy --pool` registers every flow on a process work pool and a
+    `prefect worker` runs them; here a `gold` run on the lake the daily run built (it runs after that test)."""
+    stop(served[0])  # the same deployment names move from `lake serve` to the pool
+    env = clean_env(
+        PREFECT_API_URL=prefect_server,
+        PREFECT_HOME=str(workdir / "prefect"),
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        LAKE_ENV="test",
+        LAKE_CONF_DIR=str(conf_dir),
+        LAKE_ROOT=str(workdir / "lake"),
+        LAKE_LANDING=str(workdir / "landing"),
+    )
+    prefect = str(Path(sys.executable).parent / "prefect")
+    created = subprocess.run([prefect, "work-pool", "create", "lake-pool", "--type", "process"], env=env, cwd=PROJECT,
+                             capture_output=True, text=True)  # fmt: skip
+    assert created.returncode == 0, created.stdout + created.stderr
+    deployed = subprocess.run([sys.executable, "-m", "cli.main", "deploy", "--pool", "lake-pool"], env=env,
+                              cwd=PROJECT, capture_output=True, text=True)  # fmt: skip
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "6 deployment(s) on work pool 'lake-pool'" in deployed.stdout
+    log = workdir / "worker.log"
+    worker = start([prefect, "worker", "start", "--pool", "lake-pool", "--limit", "1"], env, log)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: prefect_server}):
+            state, message, deployment = asyncio.run(run_deployment("gold/gold", log, worker))
+    finally:
+        stop(worker)
+    assert deployment["pool"] == "lake-pool"
+    assert state == "Completed", f"{state}: {message}\n{tail(log, 80)}"
+    artifacts = artifacts_of(prefect_server, str(deployment["id"]))  # written by the gold task in the worker's run
+    assert any(key.startswith("gold") for key in artifacts), sorted(artifacts)
