@@ -42,6 +42,7 @@ BENCH_ROWS ?= 5000000
 bench: setup
 	$(PY) bench/bench_scale.py --rows $(BENCH_ROWS) --train --daily
 	$(PY) bench/bench_jit.py
+	$(PY) bench/bench_cluster.py
 	$(PY) bench/bench_silver.py
 	$(PY) bench/bench_query.py
 	$(PY) bench/bench_train.py
