@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+from mlflow.data.delta_dataset_source import DeltaDatasetSource
+from mlflow.data.spark_dataset import SparkDataset
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pyspark.sql import DataFrame
@@ -98,7 +100,10 @@ def open_tracking(lake: Lake) -> Tracking:
 def log_delta_input(lake: Lake, table: str, version: int, df: DataFrame, context: str) -> None:
     """Pins a Delta table version to the active run: an MLflow dataset input and input.<table>.* tags."""
     path = lake.path(table)
-    dataset = mlflow.data.from_spark(df, path=path, version=str(version), name=f"{table}@v{version}")
+    # The source is built here, not by mlflow.data.from_spark(path=...): that recognises a Delta table by listing the
+    # path with os.listdir, so a lake on object storage (s3a://...) fails with "does not refer to a Delta table".
+    source = DeltaDatasetSource(path=path, delta_table_version=str(version))
+    dataset = SparkDataset(df=df, source=source, name=f"{table}@v{version}")
     mlflow.log_input(dataset, context=context)
     mlflow.set_tags({input_tag(table, "version"): str(version), input_tag(table, "path"): path})
 
