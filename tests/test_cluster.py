@@ -8,18 +8,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
+from servers import mlflow_server
 from test_train_support import make_lake, write_params
 
 from lake import Lake
-from lake.standalone import StandaloneCluster, free_port
+from lake.standalone import StandaloneCluster
 from pipelines.bronze.ingest import run_ingest
 from pipelines.gold.run import run_gold
 from pipelines.score import run_score
@@ -69,33 +68,14 @@ def params(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory) -> Iterator[str]:
-    """`mlflow server` on 127.0.0.1: a SQLite backend store and an artifact store it serves (--serve-artifacts)."""
+def shared_mlflow(tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    command = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--serve-artifacts",
-               "--artifacts-destination", str(folder / "artifacts")]  # fmt: skip
-    with open(folder / "server.log", "wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    server.kill()
-                    pytest.fail(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.5)
+    with mlflow_server(folder, str(folder / "artifacts")) as url:
         yield url
-        server.terminate()
-        server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
-def on_cluster(landing, params, mlflow_server, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, dict]:
+def on_cluster(landing, params, shared_mlflow, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, dict]:
     """`lake run daily` in its own process against a 2-worker standalone cluster and the MLflow server; returns the
     lake root, the run and the master's record of the applications it served."""
     root = tmp_path_factory.mktemp("cluster") / "lake"
@@ -103,7 +83,7 @@ def on_cluster(landing, params, mlflow_server, tmp_path_factory) -> tuple[Path, 
         env = {
             **os.environ,
             "SPARK_MASTER": cluster.url,  # the only changes from a local run: configuration
-            "MLFLOW_TRACKING_URI": mlflow_server,
+            "MLFLOW_TRACKING_URI": shared_mlflow,
             "LAKE_ENV": "test",
             "LAKE_ROOT": str(root),
             "LAKE_MODEL_PARAMS": str(params),
@@ -163,8 +143,8 @@ def test_the_model_trained_and_scored_the_same_trips(on_cluster, on_local, spark
 
 @pytest.mark.cluster
 @pytest.mark.integration
-def test_the_run_the_model_and_the_champion_are_on_the_shared_mlflow_server(on_cluster, mlflow_server, tmp_path):
-    client = MlflowClient(tracking_uri=mlflow_server, registry_uri=mlflow_server)  # not the process-wide registry
+def test_the_run_the_model_and_the_champion_are_on_the_shared_mlflow_server(on_cluster, shared_mlflow, tmp_path):
+    client = MlflowClient(tracking_uri=shared_mlflow, registry_uri=shared_mlflow)  # not the process-wide registry
     champion = client.get_model_version_by_alias("trip_duration", "champion")
     run = client.get_run(champion.run_id)
     assert run.info.status == "FINISHED" and run.data.metrics["train_rows"] > 0

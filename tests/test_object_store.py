@@ -1,6 +1,7 @@
 """A lake on object storage by configuration only: `lake.root: s3a://...` against a local S3-compatible server
 (moto's server mode on 127.0.0.1), hadoop-aws and its AWS SDK fetched like the Delta JARs, credentials only from the
-environment. Spark writes bronze, silver and gold there; the fast query path (deltalake + DuckDB) reads them back."""
+environment. Spark writes bronze, silver and gold there and trains the model, tracked by an MLflow server whose
+artifact root is in the same bucket; the fast query path (deltalake + DuckDB) reads the tables back."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
+from mlflow.tracking import MlflowClient
+from servers import mlflow_server
+from test_train_support import write_params
 
 from lake import Lake, load_conf
 from lake.query import run_query
 from lake.standalone import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
-BUCKET, PREFIX = "taxi-lake", "prod/lake"
-ROWS = 400
+BUCKET, PREFIX, ARTIFACTS = "taxi-lake", "prod/lake", "mlflow"
+ROWS = 1000
 # hadoop-aws must match the Hadoop inside pyspark (hadoop-client-api-3.4.2); 2.29.52 is the AWS SDK it was built on.
 S3A_JARS = ["org.apache.hadoop:hadoop-aws:3.4.2", "software.amazon.awssdk:bundle:2.29.52"]
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lake-test-key", "AWS_SECRET_ACCESS_KEY": "lake-test-secret"}
@@ -35,12 +39,15 @@ from lake import Lake, load_conf
 from pipelines.bronze.ingest import run_ingest
 from pipelines.gold.run import run_gold
 from pipelines.silver.run import run_silver
+from pipelines.train import run_train
 lake = Lake(load_conf("test", overrides=json.loads(sys.argv[1])))
 run_ingest(lake, [sys.argv[2]])
 run_silver(lake)
 run_gold(lake)
+trained = run_train(lake, promote=True)
 row = lake.spark.sql(sys.argv[3].replace("gold.zone_daily", f"delta.`{lake.path('gold.zone_daily')}`")).first()
-print(json.dumps({"counts": {t: lake.read(t).count() for t in ("bronze.trips", "silver.trips")}, "row": list(row)}))
+counts = {t: lake.read(t).count() for t in ("bronze.trips", "silver.trips")}
+print(json.dumps({"counts": counts, "row": list(row), "mlflow_run_id": trained.details["mlflow_run_id"]}))
 """
 
 
@@ -91,13 +98,26 @@ def s3(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def written(s3, samples, tmp_path_factory) -> dict:
+def tracking(s3, tmp_path_factory) -> Iterator[str]:
+    """An MLflow server whose artifact store is s3://<bucket>/mlflow (its own credentials, from its environment)."""
+    env = {**os.environ, "MLFLOW_S3_ENDPOINT_URL": s3}
+    with mlflow_server(tmp_path_factory.mktemp("mlflow"), f"s3://{BUCKET}/{ARTIFACTS}", env) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def written(s3, tracking, samples, tmp_path_factory) -> dict:
     source = samples / "yellow" / "yellow_tripdata_sample_2019-01.csv"
     landing = tmp_path_factory.mktemp("s3-landing") / source.name
     landing.write_text("\n".join(source.read_text().splitlines()[: ROWS + 1]) + "\n")
+    conf = object_store_conf(s3) | {
+        "mlflow.tracking_uri": tracking,
+        "model.params": str(write_params(tmp_path_factory.mktemp("s3-conf"))),
+    }
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "SPARK_MASTER": "local[2]"}
+    env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(object_store_conf(s3)), str(landing), SQL],
+        [sys.executable, "-c", CHILD, json.dumps(conf), str(landing), SQL],
         cwd=PROJECT,
         env=env,
         capture_output=True,
@@ -124,3 +144,16 @@ def test_the_fast_path_reads_the_bucket_and_agrees_with_spark(s3, written, spark
     result = run_query(lake, SQL, engine="fast")
     assert result.engine == "fast"
     assert list(result.table.to_pylist()[0].values()) == written["row"]
+
+
+@pytest.mark.integration
+def test_the_model_is_tracked_on_the_server_with_its_artifacts_in_the_bucket(s3, tracking, written):
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    champion = client.get_model_version_by_alias("trip_duration", "champion")
+    assert champion.run_id == written["mlflow_run_id"]
+    assert client.get_run(champion.run_id).data.tags["input.gold.trip_features.path"].startswith(f"s3a://{BUCKET}/")
+    listed = boto3.client("s3", endpoint_url=s3, region_name="us-east-1").list_objects_v2(
+        Bucket=BUCKET, Prefix=f"{ARTIFACTS}/"
+    )
+    keys = [item["Key"] for item in listed.get("Contents", [])]
+    assert any(key.endswith("/MLmodel") for key in keys), keys[:20]
