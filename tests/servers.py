@@ -1,4 +1,4 @@
-"""Servers the scale-out tests start on 127.0.0.1: a shared MLflow tracking server."""
+"""Servers the scale-out tests start on 127.0.0.1 (a shared MLflow tracking server) and how they wait for one."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,6 +15,26 @@ import pytest
 from lake.standalone import free_port
 
 START_SECONDS = 120
+
+
+def wait_until_up(
+    probe: Callable[[], object],
+    server: subprocess.Popen,
+    log: Path,
+    what: str,
+    errors: tuple[type[Exception], ...] = (OSError,),
+) -> None:
+    """Calls probe until it stops raising `errors` (connection refused and the like); fails with the server's log
+    when the server exits or START_SECONDS pass."""
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        try:
+            probe()
+            return
+        except errors:
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what} did not start: {log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.3)
 
 
 @contextmanager
@@ -30,15 +50,7 @@ def mlflow_server(folder: Path, artifacts: str, env: dict[str, str] | None = Non
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"mlflow server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.5)
+        wait_until_up(lambda: urllib.request.urlopen(f"{url}/health", timeout=2), server, log, "mlflow server")
         yield url
     finally:
         server.terminate()

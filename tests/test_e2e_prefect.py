@@ -145,18 +145,23 @@ def prefect_server(workdir) -> Iterator[str]:
         stop(process)
 
 
-@pytest.fixture(scope="module")
-def served(prefect_server, workdir, conf_dir) -> Iterator[tuple[subprocess.Popen, Path]]:
-    """`python -m flows.serve` against the server, with a temporary lake and landing folder (conf env `test`)."""
-    env = clean_env(
+def runner_env(prefect_server: str, workdir: Path, conf_dir: Path, **values: str) -> dict[str, str]:
+    """The environment of what runs flows (`lake serve`, a worker): the server, a temporary lake and landing."""
+    return clean_env(
         PREFECT_API_URL=prefect_server,
         PREFECT_HOME=str(workdir / "prefect"),
-        PREFECT_RUNNER_POLL_FREQUENCY="1",
         LAKE_ENV="test",
         LAKE_CONF_DIR=str(conf_dir),
         LAKE_ROOT=str(workdir / "lake"),
         LAKE_LANDING=str(workdir / "landing"),
+        **values,
     )
+
+
+@pytest.fixture(scope="module")
+def served(prefect_server, workdir, conf_dir) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """`python -m flows.serve` against the server, with a temporary lake and landing folder (conf env `test`)."""
+    env = runner_env(prefect_server, workdir, conf_dir, PREFECT_RUNNER_POLL_FREQUENCY="1")
     log = workdir / "serve.log"
     process = start([sys.executable, "-m", "flows.serve"], env, log)
     try:
@@ -267,15 +272,7 @@ def test_a_worker_of_a_process_work_pool_runs_the_deployed_flows(prefect_server,
     """The alternative to `lake serve`: `lake deploy --pool` registers every flow on a process work pool and a
     `prefect worker` runs them; here a `gold` run on the lake the daily run built (it runs after that test)."""
     stop(served[0])  # the same deployment names move from `lake serve` to the pool
-    env = clean_env(
-        PREFECT_API_URL=prefect_server,
-        PREFECT_HOME=str(workdir / "prefect"),
-        PREFECT_WORKER_QUERY_SECONDS="1",
-        LAKE_ENV="test",
-        LAKE_CONF_DIR=str(conf_dir),
-        LAKE_ROOT=str(workdir / "lake"),
-        LAKE_LANDING=str(workdir / "landing"),
-    )
+    env = runner_env(prefect_server, workdir, conf_dir, PREFECT_WORKER_QUERY_SECONDS="1")
     prefect = str(Path(sys.executable).parent / "prefect")
     created = subprocess.run([prefect, "work-pool", "create", "lake-pool", "--type", "process"], env=env, cwd=PROJECT,
                              capture_output=True, text=True)  # fmt: skip

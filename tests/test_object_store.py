@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import boto3
 import pytest
 from botocore.exceptions import EndpointConnectionError
 from mlflow.tracking import MlflowClient
-from servers import mlflow_server
+from servers import mlflow_server, wait_until_up
 from test_train_support import write_params
 
 from lake import Lake, load_conf
@@ -82,15 +81,7 @@ def s3(tmp_path_factory) -> Iterator[str]:
             for name, value in CREDENTIALS.items():
                 patch.setenv(name, value)
             client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    client.create_bucket(Bucket=BUCKET)
-                    break
-                except EndpointConnectionError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"moto server did not start: {log.read_text()[-2000:]}")
-                    time.sleep(0.3)
+            wait_until_up(lambda: client.create_bucket(Bucket=BUCKET), server, log, "moto", (EndpointConnectionError,))
             yield endpoint
     finally:
         server.terminate()
