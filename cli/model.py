@@ -7,29 +7,13 @@ import json
 
 from cli.main import open_lake
 
-APPROACHES = {"test": "model", "baseline_pair_median_test": "zone-pair median", "baseline_linear_test": "linear"}
-SUMMARY_COLUMNS = ("rmse_mean", "rmse_worst", "mae_mean", "rmsle_mean", "r2_mean")
-
-
-def metrics_markdown(metrics: dict[str, float]) -> str:
-    """The model's and the baselines' test metrics over the windows (mean and worst), as a markdown table."""
-    lines = ["| approach | " + " | ".join(SUMMARY_COLUMNS) + " |", "|---" + "|---:" * len(SUMMARY_COLUMNS) + "|"]
-    for prefix, name in APPROACHES.items():
-        values = [metrics.get(f"{prefix}_{column}") for column in SUMMARY_COLUMNS]
-        if all(value is not None for value in values):
-            lines.append(f"| {name} | " + " | ".join(f"{value:.3f}" for value in values) + " |")
-    return "\n".join(lines) if len(lines) > 2 else ""
-
 
 def _train(args: argparse.Namespace) -> int:
     from pipelines.train import run_train  # imports MLflow: slow, so only when the command runs
+    from pipelines.train.evaluate import train_markdown
 
     result = run_train(open_lake(args), promote=args.promote, reproduce_run_id=args.reproduce, tune=args.tune)
-    print(result.summary_markdown())
-    table = metrics_markdown(result.details.get("metrics") or {})
-    if table:
-        print("\nTest metrics over the windows " + ", ".join(result.details.get("windows") or []) + ":\n")
-        print(table)
+    print(train_markdown(result))
     print(json.dumps(result.details, indent=2, default=str))
     return 0
 

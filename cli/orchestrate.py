@@ -51,8 +51,10 @@ def given(args: argparse.Namespace, names: set[str]) -> dict[str, Any]:
 
 
 def print_results(results: list[dict[str, Any]]) -> None:
-    for result in results:
-        print(StageResult(**result).summary_markdown(), end="\n\n")
+    from pipelines.train.evaluate import train_markdown  # a train summary shows the model's and baselines' metrics
+
+    for result in (StageResult(**fields) for fields in results):
+        print(train_markdown(result) if result.stage == "train" else result.summary_markdown(), end="\n\n")
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 
 from flows.policy import IngestFailed
 from pipelines.common import ExpectationFailed, StageResult
+from pipelines.train.evaluate import metrics_markdown
 
 WEB_SCHEMES = ("http://", "https://")
 
@@ -47,6 +48,9 @@ def model_markdown(result: StageResult) -> str:
     details = result.details
     metrics: dict[str, float] = details.get("metrics") or {}
     lines = []
+    table = metrics_markdown(metrics)
+    if table:
+        lines += ["", "Test metrics over the windows (model and baselines):", "", table]
     if metrics:
         lines += ["", "| metric | value |", "|---|---:|"]
         lines += [f"| {name} | {value:.4g} |" for name, value in metrics.items() if isinstance(value, (int, float))]

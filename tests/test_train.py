@@ -13,10 +13,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 from test_train_support import make_lake, synthetic_features, write_params
 
+from cli.orchestrate import print_results
 from lake.catalog import TableMissingError
 from pipelines.common import StageError
 from pipelines.train import run_train
-from pipelines.train.evaluate import METRICS
+from pipelines.train.evaluate import METRICS, train_markdown
 from pipelines.train.model import FEATURES_TABLE
 from pipelines.train.params import load_params
 from pipelines.train.tracking import CHAMPION, open_tracking
@@ -83,6 +84,27 @@ def test_run_logs_mean_and_worst_over_the_windows_for_model_and_baselines(traine
     assert params["regressor.type"] == "gbt" and params["seed"] == "42" and params["split.windows"] == "2"
     assert "trip_distance" not in params["features.numeric"].split(",")
     assert metrics["train_seconds"] > 0 and metrics["train_rows_per_second"] > 0
+
+
+def test_the_train_summary_shows_the_model_and_both_baselines_test_metrics(trained):
+    """What `lake train` and `lake run daily` print, and the train-summary artifact, after the counts."""
+    _, result, _, run = trained
+    summary = train_markdown(result)
+    assert summary.startswith(result.summary_markdown())
+    rows = {line.split(" | ")[0].strip("| "): line for line in summary.splitlines() if line.startswith("| ")}
+    for approach, prefix in (("model", "test"), ("zone-pair median", "baseline_pair_median_test")):
+        assert (
+            f"| {run.data.metrics[f'{prefix}_rmse_mean']:.3f} | {run.data.metrics[f'{prefix}_rmse_worst']:.3f} |"
+            in (rows[approach])
+        )
+    assert "linear" in rows and "Test metrics over the windows" in summary
+
+
+def test_lake_run_prints_the_train_metrics_table(trained, capsys):
+    _, result, _, _ = trained
+    print_results([result.to_dict(), {"stage": "score", "run_id": "s1", "counts": {"scored": 3}}])
+    out = capsys.readouterr().out
+    assert "| model |" in out and "| zone-pair median |" in out and "### score `s1`: success" in out
 
 
 def test_run_logs_plots_and_a_registered_model_with_signature(trained):

@@ -9,6 +9,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake.errors import InputError
+from pipelines.common import StageResult
 from pipelines.train.model import FEATURES_COL, PREDICTION_COL, TARGET_COL, build_linear, build_preparation
 from pipelines.train.params import ModelParams
 
@@ -107,3 +108,25 @@ def flat_metrics(per_window: list[Results]) -> dict[str, float]:
         for approach, metrics in results.items():
             flat.update({f"window{number}_{PREFIX[approach]}_{name}": value for name, value in metrics.items()})
     return flat
+
+
+SUMMARY_COLUMNS = ("rmse_mean", "rmse_worst", "mae_mean", "rmsle_mean", "r2_mean")
+APPROACH_NAMES = {MODEL: "model", PAIR_MEDIAN: "zone-pair median", LINEAR: "linear"}
+
+
+def metrics_markdown(metrics: dict[str, float]) -> str:
+    """The model's and the baselines' test metrics over the windows (mean and worst) as a markdown table: what a
+    train summary shows, in the CLI and in the flows' artifacts ('' when the run logged no test metrics)."""
+    lines = ["| approach | " + " | ".join(SUMMARY_COLUMNS) + " |", "|---" + "|---:" * len(SUMMARY_COLUMNS) + "|"]
+    for approach in APPROACHES:
+        values = [metrics.get(f"{PREFIX[approach]}_{column}") for column in SUMMARY_COLUMNS]
+        if all(value is not None for value in values):
+            lines.append(f"| {APPROACH_NAMES[approach]} | " + " | ".join(f"{value:.3f}" for value in values) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def train_markdown(result: StageResult) -> str:
+    """A train StageResult's summary: its counts and versions, then the test metrics over its windows."""
+    table = metrics_markdown(result.details.get("metrics") or {})
+    windows = ", ".join(result.details.get("windows") or [])
+    return result.summary_markdown() + (f"\n\nTest metrics over the windows {windows}:\n\n{table}" if table else "")
