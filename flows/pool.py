@@ -7,13 +7,12 @@ from pathlib import Path
 
 from prefect.settings import PREFECT_API_URL
 
-from flows.serve import deployment_settings
+from flows.serve import STAGE_FLOWS, deployment_settings
 from lake import load_conf
 from lake.errors import SetupError
 
 PROJECT = Path(__file__).resolve().parents[1]
-STAGES = ("ingest", "silver", "gold", "train", "score")
-ENTRYPOINTS = {"daily": "flows/daily.py:daily", **{name: f"flows/stages.py:{name}" for name in STAGES}}
+ENTRYPOINTS = {"daily": "flows/daily.py:daily", **{f.name: f"flows/stages.py:{f.fn.__name__}" for f in STAGE_FLOWS}}
 
 
 def deploy_to_pool(pool: str, env: str | None = None, source: str | None = None) -> list[str]:

@@ -91,6 +91,11 @@ class Lake:
     def root(self) -> str:
         return self.conf.lake_root
 
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        """delta-rs (deltalake) storage options for a root on object storage (conf `lake.storage_options`)."""
+        return {str(k): str(v) for k, v in (self.conf.get("lake.storage_options") or {}).items()} or None
+
     def spec(self, table: str) -> TableSpec:
         if table not in self.specs:
             raise UnknownTableError(f"unknown table '{table}'; known tables: {', '.join(sorted(self.specs))}")

@@ -99,8 +99,10 @@ def check_config(conf: Conf) -> Check:
     return Check("config", OK, f"env {conf.env} from {conf.conf_dir}, lake root {conf.lake_root}")
 
 
-def open_delta(path: str, version: int | None = None) -> DeltaTable | None:
-    return DeltaTable(path, version=version) if DeltaTable.is_deltatable(path) else None
+def open_delta(lake: Lake, path: str, version: int | None = None) -> DeltaTable | None:
+    options = lake.storage_options
+    exists = DeltaTable.is_deltatable(path, storage_options=options)
+    return DeltaTable(path, version=version, storage_options=options) if exists else None
 
 
 def check_table(lake: Lake, name: str, spark: bool = False) -> Check:
@@ -108,7 +110,7 @@ def check_table(lake: Lake, name: str, spark: bool = False) -> Check:
     spec = lake.spec(name)
     label = f"table {name}"
     try:
-        table = open_delta(spec.path)
+        table = open_delta(lake, spec.path)
         if table is None:
             return Check(label, WARN, f"not written yet ({spec.path})", f"run the stage that writes {spec.layer}")
         protocol = table.protocol()
@@ -143,7 +145,7 @@ def _spark_read(lake: Lake, name: str, label: str, about: str) -> Check:
 
 
 def _silver_watermark(lake: Lake) -> int | None:
-    marks = open_delta(lake.path(WATERMARKS))
+    marks = open_delta(lake, lake.path(WATERMARKS))
     if marks is None:
         return None
     table = marks.to_pyarrow_dataset().to_table(columns=["consumer", "source", "source_version"])
@@ -153,7 +155,7 @@ def _silver_watermark(lake: Lake) -> int | None:
 
 def silver_runs(lake: Lake) -> list[dict[str, Any]]:
     """quality.stage_runs rows of the silver stage, counts and versions as dicts."""
-    runs = open_delta(lake.path(STAGE_RUNS))
+    runs = open_delta(lake, lake.path(STAGE_RUNS))
     if runs is None:
         return []
     rows = runs.to_pyarrow_dataset().to_table().to_pylist()
@@ -170,15 +172,15 @@ def check_accounting(lake: Lake) -> Check:
     """bronze rows silver has read = silver rows + open quarantine rows + duplicates (+ retired rows)."""
     label, fix = "accounting", "see quality.stage_runs for the silver runs' own equations; `lake silver` to catch up"
     watermark = _silver_watermark(lake)
-    bronze = open_delta(lake.path(BRONZE))
+    bronze = open_delta(lake, lake.path(BRONZE))
     if bronze is None or watermark is None:
         return Check(label, WARN, "bronze or silver has not run yet: nothing to account for", "")
     try:
-        read_rows = open_delta(lake.path(BRONZE), watermark).to_pyarrow_dataset().count_rows()
+        read_rows = open_delta(lake, lake.path(BRONZE), watermark).to_pyarrow_dataset().count_rows()
         latest_rows = bronze.to_pyarrow_dataset().count_rows()
-        silver = open_delta(lake.path(SILVER))
+        silver = open_delta(lake, lake.path(SILVER))
         silver_rows = silver.to_pyarrow_dataset().count_rows() if silver else 0
-        quarantine = open_delta(lake.path(QUARANTINE))
+        quarantine = open_delta(lake, lake.path(QUARANTINE))
         open_rows = 0
         if quarantine is not None:
             released = quarantine.to_pyarrow_dataset().to_table(columns=["_released_run_id"])

@@ -7,7 +7,6 @@ the view "gold"."zone_daily@v3". Called by lake.query.run_query after its read-o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 
 import duckdb
@@ -25,16 +24,15 @@ DIALECT_ERRORS = (duckdb.ParserException, duckdb.CatalogException, duckdb.NotImp
 
 
 def open_table(
-    spec: TableSpec, version: int | None, moment: datetime | None, storage: Mapping[str, str] | None = None
+    spec: TableSpec, version: int | None, moment: datetime | None, storage: dict[str, str] | None = None
 ) -> DeltaTable:
     """The table's Delta snapshot at a version, or at the last commit at or before a moment (see version_at).
 
-    `storage`: delta-rs storage options for a lake on object storage (conf `lake.storage_options`)."""
-    options = dict(storage or {}) or None
-    if not DeltaTable.is_deltatable(spec.path, storage_options=options):
+    `storage`: delta-rs storage options for a lake on object storage (Lake.storage_options)."""
+    if not DeltaTable.is_deltatable(spec.path, storage_options=storage):
         raise TableMissingError(f"table {spec.full_name} does not exist yet at {spec.path}; run its stage first")
     try:
-        table = DeltaTable(spec.path, storage_options=options)
+        table = DeltaTable(spec.path, storage_options=storage)
     except DeltaError as exc:
         raise FastPathUnavailableError(f"cannot open {spec.full_name} ({exc})") from exc
     if version is None and moment is not None:
@@ -60,13 +58,12 @@ def fast_query(
     specs: dict[str, TableSpec],
     statement: str,
     reads: dict[str, TableRead],
-    storage: Mapping[str, str] | None = None,
+    storage: dict[str, str] | None = None,
 ) -> pa.Table:
     """Runs a read-only statement on DuckDB over the referenced tables (all existing ones for SHOW)."""
-    options = dict(storage or {}) or None
     if statement.lstrip().upper().startswith(LISTING_STATEMENTS):
         reads = {
-            n: TableRead(n, s) for n, s in specs.items() if DeltaTable.is_deltatable(s.path, storage_options=options)
+            n: TableRead(n, s) for n, s in specs.items() if DeltaTable.is_deltatable(s.path, storage_options=storage)
         }
     connection = duckdb.connect()
     try:

@@ -162,8 +162,7 @@ def run_query(
         from lake.fastquery import fast_query
 
         try:
-            storage = {str(k): str(v) for k, v in (lake.conf.get("lake.storage_options") or {}).items()}
-            return QueryResult(fast_query(lake.specs, statement, reads, storage), "fast")
+            return QueryResult(fast_query(lake.specs, statement, reads, lake.storage_options), "fast")
         except FastPathUnavailableError as exc:
             if engine == "fast":
                 raise QueryError(f"fast engine: {exc}; run it with --engine spark") from exc

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from lake import Lake, load_conf
+from lake.standalone import free_port
 from pipelines.train.tracking import tracking_uri
 
 pytestmark = pytest.mark.e2e
@@ -40,12 +40,6 @@ DEPLOYMENT_SECONDS = 240
 # The whole chain, Spark start-up and model training included, on 2 cores shared with other work.
 FLOW_RUN_SECONDS = 25 * 60
 POLL_SECONDS = 0.5  # short polls instead of sleeps: each wait ends as soon as its condition holds
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:

@@ -20,14 +20,15 @@ from servers import mlflow_server, wait_until_up
 from test_train_support import write_params
 
 from lake import Lake, load_conf
+from lake.doctor import OK, check_accounting, check_table
 from lake.query import run_query
 from lake.standalone import free_port
 
 PROJECT = Path(__file__).resolve().parents[1]
 BUCKET, PREFIX, ARTIFACTS = "taxi-lake", "prod/lake", "mlflow"
 ROWS = 1000
-# hadoop-aws must match the Hadoop inside pyspark (hadoop-client-api-3.4.2); 2.29.52 is the AWS SDK it was built on.
-S3A_JARS = ["org.apache.hadoop:hadoop-aws:3.4.2", "software.amazon.awssdk:bundle:2.29.52"]
+# The S3A JARs of the shipped cluster example: hadoop-aws matching pyspark's Hadoop and the AWS SDK it was built on.
+S3A_JARS = load_conf("cluster").get("spark.jar_packages")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lake-test-key", "AWS_SECRET_ACCESS_KEY": "lake-test-secret"}
 SQL = "SELECT count(*) AS days, sum(trips) AS trips, round(sum(revenue), 2) AS revenue FROM gold.zone_daily"
 
@@ -148,3 +149,13 @@ def test_the_model_is_tracked_on_the_server_with_its_artifacts_in_the_bucket(s3,
     )
     keys = [item["Key"] for item in listed.get("Contents", [])]
     assert any(key.endswith("/MLmodel") for key in keys), keys[:20]
+
+
+@pytest.mark.integration
+def test_lake_doctor_reads_the_tables_and_the_accounting_in_the_bucket(s3, written, spark):
+    lake = Lake(load_conf("test", overrides=object_store_conf(s3)), spark)
+    for table in ("bronze.trips", "silver.trips", "gold.zone_daily"):
+        check = check_table(lake, table)
+        assert check.status == OK, check.detail
+    accounting = check_accounting(lake)
+    assert accounting.status == OK and f") {ROWS} = silver.trips" in accounting.detail, accounting.detail
