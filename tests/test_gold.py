@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
-from pipelines.gold import affected_days, build_gold, run_gold
+from pipelines.gold import affected_days, build_gold, run_gold, sketch
 from pipelines.gold.analytics import hourly_demand, zone_daily
 from pipelines.gold.features import PAIR_STATS, pair_hour_stats, pair_stats, trip_features, with_zone_trips_prev_hour
 from pipelines.gold.holidays import holidays_between, us_federal_holidays
@@ -130,6 +131,25 @@ def test_pair_stats_medians_stay_within_the_relative_accuracy(spark):
     assert stats.pair_median_duration == pytest.approx(exact, rel=APPROX)
     assert stats.pair_median_duration != exact  # approximate: a tautology check would not notice an exact fallback
     assert stats.pair_median_distance == pytest.approx(exact / 3, rel=APPROX)
+
+
+RANKS = (0, 1, 2, 3_999_999_999, 4_000_000_002, 4_000_000_003, 4_000_000_006, 4_000_000_007)
+
+
+def test_sketch_entries_are_longs_that_sort_by_bin_and_keep_negative_bins_and_counts(spark):
+    # A standing taxi's ZERO_BIN, a value below 1 (negative bin), a bin 0 and a large count; unsorted input.
+    entries = [(7, 3), (sketch.ZERO_BIN, 2), (-35, 4_000_000_000), (0, 1), (7, 1)]
+    df = spark.createDataFrame([(entries,)], "e array<struct<bin:int,n:long>>")
+    encoded = df.select(F.sort_array(F.transform("e", lambda x: sketch.entry(x["bin"], x["n"]))).alias("s"))
+    row = encoded.select(
+        F.transform("s", lambda x: F.struct(sketch.entry_bin(x).alias("bin"), sketch.entry_count(x).alias("n"))),
+        sketch.total("s"),
+        *[sketch.bin_at_rank(F.col("s"), F.lit(rank)) for rank in RANKS],
+    ).first()
+    assert [tuple(e) for e in row[0]] == sorted(entries)
+    assert row[1] == sum(n for _, n in entries)
+    # cumulative counts 2, 4e9 + 2, 4e9 + 3, 4e9 + 4, 4e9 + 7; a rank past the last value has no bin
+    assert list(row[2:]) == [sketch.ZERO_BIN, sketch.ZERO_BIN, -35, -35, 0, 7, 7, None]
 
 
 def test_trip_features_see_the_pair_history_of_earlier_days_only(spark):

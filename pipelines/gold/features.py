@@ -63,19 +63,35 @@ def _daily_cells(history: DataFrame, hours: int, relative_accuracy: float) -> Da
     )
 
 
-def _window_entries(cells: DataFrame, keys: list[str], window_days: int) -> DataFrame:
-    """Per day and keys with trips that day: the histogram entries of the `window_days` days before it."""
-    daily = cells.groupBy("pickup_date", *keys).agg(F.collect_list(F.struct("kind", "bin", "n")).alias("day"))
+def _window_histograms(
+    cells: DataFrame, keys: list[str], window_days: int, kinds: dict[str, int], counted: dict[str, int] | None = None
+) -> DataFrame:
+    """Per day and keys with trips that day, for each named kind: `<name>_n`, the values of the `window_days` days
+    before it (null when none), and `<name>_entries`, their histogram entries sorted by bin (sketch.entry longs);
+    for the `counted` kinds only `<name>_n`.
+
+    Counts are window sums of daily sums; entries are the days' entry arrays concatenated, then sorted once.
+    """
+    daily = []
+    for name, kind in {**(counted or {}), **kinds}.items():
+        of_kind = F.col("kind") == kind
+        daily.append(F.sum(F.when(of_kind, F.col("n"))).alias(f"{name}_day_n"))
+        if name in kinds:
+            entries = F.collect_list(F.when(of_kind, sketch.entry(F.col("bin"), F.col("n"))))
+            daily.append(entries.alias(f"{name}_day"))
+    per_day = cells.groupBy("pickup_date", *keys).agg(*daily)
     trailing = Window.partitionBy(*keys).orderBy(F.unix_date("pickup_date")).rangeBetween(-window_days, -1)
-    return daily.select("pickup_date", *keys, F.flatten(F.collect_list("day").over(trailing)).alias("entries"))
+    window = []
+    for name in {**(counted or {}), **kinds}:
+        window.append(F.sum(f"{name}_day_n").over(trailing).alias(f"{name}_n"))
+        if name in kinds:
+            merged = F.flatten(F.collect_list(f"{name}_day").over(trailing))
+            window.append(F.sort_array(merged).alias(f"{name}_entries"))
+    return per_day.select("pickup_date", *keys, *window)
 
 
-def _of_kind(kind: int) -> Column:
-    return F.filter("entries", lambda e: e["kind"] == kind)
-
-
-def _median_of_kind(kind: int, relative_accuracy: float) -> Column:
-    return sketch.median(_of_kind(kind), relative_accuracy=relative_accuracy)
+def _median(name: str, relative_accuracy: float) -> Column:
+    return sketch.median(F.col(f"{name}_entries"), F.col(f"{name}_n"), relative_accuracy)
 
 
 def pair_stats(
@@ -91,13 +107,15 @@ def pair_stats(
     `window_days` before them.
     """
     cells = _daily_cells(history, DEFAULT_HOUR_BUCKET_HOURS, relative_accuracy)
-    window = _window_entries(cells, PAIR_KEYS, window_days).where(_in_days("pickup_date", stats_dates))
+    kinds = {"distance": DISTANCE, "duration": DURATION}
+    window = _window_histograms(cells, PAIR_KEYS, window_days, kinds, {"trip": TRIP})
+    window = window.where(_in_days("pickup_date", stats_dates))
     stats = window.select(
         F.col("pickup_date").alias("stats_date"),
         *PAIR_KEYS,
-        sketch.total(_of_kind(TRIP)).alias("pair_trips"),
-        _median_of_kind(DISTANCE, relative_accuracy).alias("pair_median_distance"),
-        _median_of_kind(DURATION, relative_accuracy).alias("pair_median_duration"),
+        F.col("trip_n").alias("pair_trips"),
+        _median("distance", relative_accuracy).alias("pair_median_distance"),
+        _median("duration", relative_accuracy).alias("pair_median_duration"),
     ).where(F.col("pair_trips") > 0)
     return conform(stats, PAIR_STATS)
 
@@ -111,12 +129,11 @@ def pair_hour_stats(
 ) -> DataFrame:
     """pickup_date, pair, bucket -> pair_hour_median_duration over the window's trips in the same hour bucket."""
     cells = _daily_cells(history, hours, relative_accuracy).where(F.col("kind") == DURATION)
-    window = _window_entries(cells, [*PAIR_KEYS, "bucket"], window_days).where(_in_days("pickup_date", stats_dates))
+    keys = [*PAIR_KEYS, "bucket"]
+    window = _window_histograms(cells, keys, window_days, {"duration": DURATION})
+    window = window.where(_in_days("pickup_date", stats_dates))
     return window.select(
-        "pickup_date",
-        *PAIR_KEYS,
-        "bucket",
-        _median_of_kind(DURATION, relative_accuracy).alias("pair_hour_median_duration"),
+        "pickup_date", *keys, _median("duration", relative_accuracy).alias("pair_hour_median_duration")
     ).where(F.col("pair_hour_median_duration").isNotNull())
 
 

@@ -36,46 +36,53 @@ def value_of(bin_index: Column, relative_accuracy: float = DEFAULT_RELATIVE_ACCU
     return F.when(bin_index == ZERO_BIN, F.lit(0.0)).otherwise(representative)
 
 
+ENTRY_COUNT_BITS = 32  # an entry's count lives in the low 32 bits of its long, the bin (an int) in the high bits
+INT_MIN = -(2**31)
+
+
 def entry(bin_index: Column, count: Column) -> Column:
-    """One histogram entry: struct<bin int, n bigint>."""
-    return F.struct(bin_index.cast("int").alias("bin"), count.cast("long").alias("n"))
+    """One histogram entry as a long: bin * 2**32 + count (count < 2**32).
+
+    Longs sort by bin as a primitive array (`F.sort_array`), and a fold over them builds no struct per step:
+    sorting and folding struct entries took most of gold's time at 1M trips (bench/results/scale.md).
+    """
+    return F.shiftleft(bin_index.cast("long"), ENTRY_COUNT_BITS) + count.cast("long")
+
+
+def entry_bin(e: Column) -> Column:
+    return F.shiftright(e, ENTRY_COUNT_BITS).cast("int")  # an arithmetic shift: negative bins come back
+
+
+def entry_count(e: Column) -> Column:
+    return e.bitwiseAND(F.lit(2**ENTRY_COUNT_BITS - 1))
 
 
 def total(entries: Column) -> Column:
     """The number of values in an array of entries (0 for an empty array)."""
-    return F.aggregate(entries, F.lit(0).cast("long"), lambda acc, e: acc + e["n"])
+    return F.aggregate(entries, F.lit(0).cast("long"), lambda acc, e: acc + entry_count(e))
 
 
-def median(
-    entries: Column, count: Column | None = None, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY
-) -> Column:
-    """The approximate median of the values an array of entries holds; null when it holds none.
+def bin_at_rank(ordered: Column, rank: Column) -> Column:
+    """The bin holding the value of 0-based `rank` in entries sorted by bin; null when they hold fewer values.
 
-    `entries` may repeat a bin (merged days) and need not be sorted; `count` defaults to total(entries). Like Spark's
-    exact `median`, an even count averages the two middle values. The two middle ranks are computed once, in the
-    fold's start value: referenced from inside the step they were re-evaluated (a pass over the entries) at every
-    step, which made the fold quadratic in the window's entries (a 1M-trip gold run did not finish in 15 minutes).
+    The fold's accumulator is one long: the values seen so far (>= 0) or, once the rank is reached, the bin found,
+    stored as INT_MIN - 1 - bin (< 0), which later steps carry unchanged. `rank` must be a plain column: computed
+    from the entries inside the fold, it would be re-evaluated at every step (quadratic).
     """
-    count = total(entries) if count is None else count
-    start = F.struct(
-        F.lit(0).cast("long").alias("seen"),
-        F.lit(None).cast("int").alias("low"),
-        F.lit(None).cast("int").alias("high"),
-        F.floor((count - 1) / 2).alias("low_rank"),  # 0-based ranks of the two middle values
-        F.floor(count / 2).alias("high_rank"),
-    )
 
     def step(acc: Column, e: Column) -> Column:
-        seen = acc["seen"] + e["n"]
-        return F.struct(
-            seen.alias("seen"),
-            F.when(acc["low"].isNull() & (seen > acc["low_rank"]), e["bin"]).otherwise(acc["low"]).alias("low"),
-            F.when(acc["high"].isNull() & (seen > acc["high_rank"]), e["bin"]).otherwise(acc["high"]).alias("high"),
-            acc["low_rank"].alias("low_rank"),
-            acc["high_rank"].alias("high_rank"),
-        )
+        seen = acc + entry_count(e)
+        return F.when(acc < 0, acc).when(seen > rank, F.lit(INT_MIN - 1) - entry_bin(e)).otherwise(seen)
 
-    def middle(acc: Column) -> Column:  # null when no entry was seen (low and high stay null)
-        return (value_of(acc["low"], relative_accuracy) + value_of(acc["high"], relative_accuracy)) / 2
+    return F.aggregate(ordered, F.lit(0).cast("long"), step, lambda acc: F.when(acc < 0, F.lit(INT_MIN - 1) - acc))
 
-    return F.aggregate(F.array_sort(entries), start, step, middle)
+
+def median(ordered: Column, count: Column, relative_accuracy: float = DEFAULT_RELATIVE_ACCURACY) -> Column:
+    """The approximate median of the values that entries sorted by bin hold (`count` of them); null for none.
+
+    Entries may repeat a bin (merged days). Like Spark's exact `median`, an even count averages the two middle
+    values. `ordered` should be a column of its own (sorted once, read by both folds).
+    """
+    low = bin_at_rank(ordered, F.floor((count - 1) / 2))  # 0-based ranks of the two middle values
+    high = bin_at_rank(ordered, F.floor(count / 2))
+    return (value_of(low.cast("int"), relative_accuracy) + value_of(high.cast("int"), relative_accuracy)) / 2
