@@ -215,5 +215,10 @@ def load_rules(path: Path, columns: Iterable[str], references: Iterable[str] = (
 
 
 def violations(rules: list[Rule]) -> Column:
-    """Names of the rules a row breaks, as an array (empty when it passes all of them)."""
-    return F.filter(F.array(*[F.when(rule.violation(), F.lit(rule.name)) for rule in rules]), lambda n: n.isNotNull())
+    """Names of the rules a row breaks, in rule order, as an array (empty when it passes all of them).
+
+    array_except drops the nulls in generated code (names are unique); `F.filter`'s lambda ran interpreted per rule
+    and row: 3.5 of the 12.5 s that typing and checking 1M rows took, 1.3 s with array_except.
+    """
+    flags = F.array(*[F.when(rule.violation(), F.lit(rule.name)) for rule in rules])
+    return F.array_except(flags, F.array(F.lit(None).cast("string")))
