@@ -31,6 +31,9 @@ def spark_settings(conf: Conf) -> dict[str, str]:
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(
             conf.get("spark.file_listing_parallelism", 10000)
         ),
+        # Bounded partitions and files: a task's rows (and a materialized batch's block) stay small at any volume.
+        "spark.sql.files.maxPartitionBytes": str(conf.get("spark.max_partition_bytes", "128m")),
+        "spark.sql.files.maxRecordsPerFile": str(conf.get("spark.max_records_per_file", 0)),
         "spark.ui.showConsoleProgress": "false",
         **DELTA_SETTINGS,
     }

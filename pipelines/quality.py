@@ -14,7 +14,7 @@ from pyspark.sql import DataFrame
 from lake import Lake
 from lake.catalog import schema_of
 from lake.config import is_uri
-from pipelines.common import StageResult
+from pipelines.common import StageError, StageResult
 from pipelines.rules import Rule, gx
 
 DATA_DOCS_DIR = "_quality/data_docs"
@@ -64,6 +64,12 @@ def _context(docs: Path | None) -> Any:
     return context
 
 
+def raised_exceptions(info: dict | None) -> list[str]:
+    """The exception messages of a GE result: its own, or its metrics' ({metric id: exception info}, GE 1.x)."""
+    infos = [info] if info and "raised_exception" in info else list((info or {}).values())
+    return [str(i.get("exception_message") or i) for i in infos if isinstance(i, dict) and i.get("raised_exception")]
+
+
 def validate(
     batch: DataFrame,
     rules: list[Rule],
@@ -71,10 +77,14 @@ def validate(
     docs: Path | None = None,
     unexpected_examples: int = DEFAULT_UNEXPECTED_EXAMPLES,
 ) -> SuiteResult:
-    """Runs the rules as a GE 1.x suite on a Spark DataFrame (cache it first: GE reads it several times)."""
+    """Runs the rules as a GE 1.x suite on a Spark DataFrame (materialize it first: GE reads it several times).
+
+    GE's own persist is off: by default it caches the batch again in Spark's columnar cache and never releases it,
+    a second copy of every batch held for the life of the process (at 5M rows: the driver's OutOfMemoryError).
+    """
     started = time.perf_counter()
     context = _context(docs)
-    asset = context.data_sources.add_spark(name="lake").add_dataframe_asset(name=suite_name)
+    asset = context.data_sources.add_spark(name="lake", persist=False).add_dataframe_asset(name=suite_name)
     batch_definition = asset.add_batch_definition_whole_dataframe(name="batch")
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
     for rule in rules:
@@ -87,8 +97,8 @@ def validate(
     rule_success, unexpected = {}, {}
     for item in outcome.results:
         rule = item.expectation_config.meta["rule"]
-        if item.exception_info and item.exception_info.get("raised_exception"):
-            raise RuntimeError(f"Great Expectations could not evaluate rule '{rule}': {item.exception_info}")
+        if raised := raised_exceptions(item.exception_info):
+            raise StageError(f"Great Expectations could not evaluate rule '{rule}': {raised[0][:1000]}")
         rule_success[rule] = bool(item.success)
         count = (item.result or {}).get("unexpected_count")
         unexpected[rule] = None if count is None else int(count)

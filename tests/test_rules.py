@@ -9,7 +9,9 @@ from pyspark.sql import functions as F
 
 from lake import load_conf
 from pipelines import quality
+from pipelines.common import StageError
 from pipelines.rules import RuleError, load_rules, parse_rules, violations
+from pipelines.silver.run import check_agreement
 from pipelines.silver.transform import batch_columns
 
 COLUMNS = ["x", "y", "a", "b", "s"]
@@ -51,9 +53,9 @@ def test_each_rule_flags_exactly_the_failing_rows(frame, rules, name):
     assert flagged == CASES[name][1]
 
 
-def test_violations_lists_every_broken_rule_and_is_empty_for_a_clean_row(frame, rules):
-    listed = {row.id: set(row.v) for row in frame.select("id", violations(rules).alias("v")).collect()}
-    expected = {i: {name for name, (_, ids) in CASES.items() if i in ids} for i in range(len(ROWS))}
+def test_violations_lists_every_broken_rule_in_rule_order_and_is_empty_for_a_clean_row(frame, rules):
+    listed = {row.id: row.v for row in frame.select("id", violations(rules).alias("v")).collect()}
+    expected = {i: [name for name, (_, ids) in CASES.items() if i in ids] for i in range(len(ROWS))}
     assert listed == expected
 
 
@@ -62,6 +64,31 @@ def test_great_expectations_counts_the_same_rows_as_the_spark_flags(frame, rules
     assert verdict.unexpected == {name: len(ids) for name, (_, ids) in CASES.items()}
     assert verdict.rule_success == {name: not ids for name, (_, ids) in CASES.items()}
     assert verdict.success is False
+
+
+def test_great_expectations_leaves_no_cached_copy_of_the_batch(spark, rules):
+    # GE caches its batch by default and never releases it: a second copy of every silver batch (OOM at 5M rows).
+    batch = spark.createDataFrame(
+        [(i, *row) for i, row in enumerate(ROWS)], "id int, x int, y double, a int, b int, s string"
+    )
+    verdict = quality.validate(batch, rules, "rules_uncached")
+    assert verdict.unexpected["x_not_null"] == 1
+    assert not batch.is_cached
+
+
+def test_a_metric_great_expectations_could_not_compute_is_an_error_not_a_count():
+    nested = {"('column_values.nonnull.unexpected_count', 'abc')": {
+        "raised_exception": True, "exception_message": "java.lang.OutOfMemoryError: Java heap space"}}  # fmt: skip
+    assert quality.raised_exceptions(nested) == ["java.lang.OutOfMemoryError: Java heap space"]
+    assert quality.raised_exceptions({"raised_exception": True, "exception_message": "boom"}) == ["boom"]
+    assert quality.raised_exceptions({"raised_exception": False, "exception_message": None}) == []
+    assert quality.raised_exceptions(None) == []
+
+
+def test_no_count_from_great_expectations_stops_silver_with_the_rules_named():
+    verdict = quality.SuiteResult(success=False, rule_success={}, unexpected={"a": 0, "b": None}, seconds=0.0)
+    with pytest.raises(StageError, match=r"no unexpected count for rule\(s\) \['b'\]"):
+        check_agreement({"a": {"failed": 0}, "b": {"failed": 3}}, verdict)
 
 
 def test_value_set_from_is_bound_to_reference_values(frame):

@@ -82,6 +82,9 @@ def read_source(lake: Lake, reprocess_quarantine: bool) -> Source:
 
 def check_agreement(stats: dict, verdict: quality.SuiteResult) -> None:
     """Spark's row flags and GE's unexpected counts come from one rule definition: a difference is a bug."""
+    uncounted = sorted(name for name in stats if verdict.unexpected.get(name) is None)
+    if uncounted:
+        raise StageError(f"Great Expectations returned no unexpected count for rule(s) {uncounted}; silver not changed")
     differ = {
         name: (verdict.unexpected.get(name), s["failed"])
         for name, s in stats.items()
