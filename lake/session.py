@@ -34,6 +34,9 @@ def spark_settings(conf: Conf) -> dict[str, str]:
         # Bounded partitions and files: a task's rows (and a materialized batch's block) stay small at any volume.
         "spark.sql.files.maxPartitionBytes": str(conf.get("spark.max_partition_bytes", "128m")),
         "spark.sql.files.maxRecordsPerFile": str(conf.get("spark.max_records_per_file", 0)),
+        # Compiled generated classes kept for reuse (Spark keeps 100): a stage run plans dozens of queries, and each
+        # run of a long-lived process (tests, `lake serve`) compiles the same code again once the cache has turned.
+        "spark.sql.codegen.cache.maxEntries": str(conf.get("spark.codegen_cache_entries", 100)),
         "spark.ui.showConsoleProgress": "false",
         **DELTA_SETTINGS,
     }

@@ -124,6 +124,22 @@ def test_local_sessions_size_delta_log_and_file_listing_jobs_for_the_machine(spa
     assert load_conf("cluster").get("spark.file_listing_parallelism") >= 1000
 
 
+def test_sessions_bound_the_rows_of_a_file_and_the_bytes_of_a_read_partition(spark, tmp_path):
+    """128m read partitions held 2.5M compressed TLC rows and silver's batch ran the driver out of memory at 5M."""
+    conf = load_conf("test")
+    limit = int(conf.get("spark.max_records_per_file"))
+    assert spark.conf.get("spark.sql.files.maxRecordsPerFile") == str(limit) and 0 < limit <= 1_000_000
+    assert spark.conf.get("spark.sql.files.maxPartitionBytes") == str(conf.get("spark.max_partition_bytes"))
+    spark.range(2 * limit + 1).coalesce(1).write.parquet(str(tmp_path / "t"))
+    assert len(list((tmp_path / "t").glob("*.parquet"))) == 3
+
+
+def test_sessions_keep_more_compiled_query_classes_than_spark_s_default(spark):
+    """A stage run plans dozens of queries: with Spark's 100 entries each warm run compiled its code again."""
+    entries = spark.conf.get("spark.sql.codegen.cache.maxEntries")
+    assert entries == str(load_conf("test").get("spark.codegen_cache_entries")) and int(entries) >= 1000
+
+
 def test_the_jvm_compiles_spark_s_large_generated_methods(spark):
     """Without -XX:-DontCompileHugeMethods HotSpot interprets generated methods over 8,000 bytes (silver's typing)."""
     options = load_conf("test").get("spark.jvm_options")

@@ -1,0 +1,69 @@
+"""The fixed cost of small stage runs (what the test suite pays per run), under a Spark setting or without it.
+
+Generates 200 trips over 5 daily files, then runs ingest -> silver -> gold once per file in one session (the test
+configuration, a fresh lake) and prints each round's seconds and the median of the warm rounds (from the third
+on). Each call is one JVM: compare settings in separate calls, one after the other, on an idle machine.
+
+    .venv/bin/python bench/bench_fixed_cost.py
+    .venv/bin/python bench/bench_fixed_cost.py --set spark.sql.codegen.cache.maxEntries=100
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lake import Lake, load_conf  # noqa: E402
+from pipelines.bronze import run_ingest  # noqa: E402
+from pipelines.generate import generate  # noqa: E402
+from pipelines.gold import run_gold  # noqa: E402
+from pipelines.silver import run_silver  # noqa: E402
+
+WARM_FROM = 2  # rounds before this one pay the JVM's first compilations
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", action="append", default=[], help="a spark.* setting, key=value (repeatable)")
+    parser.add_argument("--data", default="/tmp/bench_fixed_cost_data")
+    args = parser.parse_args(argv)
+    extra = dict(item.split("=", 1) for item in args.set)
+    data = Path(args.data)
+    if not data.exists():
+        generate(data, 200, date(2019, 1, 1), days=5, seed=1, defect_rate=0.05)
+    root = Path(tempfile.mkdtemp(prefix="bench_fixed_cost_lake"))
+    try:
+        lake = Lake(load_conf("test", overrides={"lake.root": str(root), "spark.extra": extra}))
+        rounds = []
+        for path in sorted(p for p in data.iterdir() if p.suffix == ".csv"):
+            seconds = {}
+            for stage, call in (
+                ("ingest", lambda path=path: run_ingest(lake, [str(path)])),
+                ("silver", lambda: run_silver(lake)),
+                ("gold", lambda: run_gold(lake)),
+            ):
+                started = time.perf_counter()
+                call()
+                seconds[stage] = time.perf_counter() - started
+            rounds.append(seconds)
+            print(f"round {len(rounds)}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), flush=True)
+        warm = rounds[WARM_FROM:]
+        medians = {stage: statistics.median(r[stage] for r in warm) for stage in warm[0]}
+        print(f"settings {extra or 'as configured'}: median of {len(warm)} warm rounds: "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in medians.items()))  # fmt: skip
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
