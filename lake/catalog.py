@@ -34,10 +34,18 @@ class TableSpec:
     partition_by: list[str] = field(default_factory=list)
     description: str = ""
     schema: T.StructType | None = None
+    stats_columns: list[str] = field(default_factory=list)
 
     @property
     def full_name(self) -> str:
         return f"{self.layer}.{self.name}"
+
+    @property
+    def write_options(self) -> dict[str, str]:
+        """Delta options of every write; table properties among them take effect when a write creates the table."""
+        if not self.stats_columns:
+            return {}
+        return {"delta.dataSkippingStatsColumns": ",".join(self.stats_columns)}
 
 
 def _registry(conf_dir: Path) -> dict[str, dict]:
@@ -51,14 +59,14 @@ def load_specs(conf: Conf) -> dict[str, TableSpec]:
         layer, name = full_name.split(".", 1)
         if layer not in LAYERS:
             raise ConfigError(f"conf/tables.yaml: {full_name}: layer must be one of {LAYERS}")
-        specs[full_name] = TableSpec(
-            layer,
-            name,
-            f"{root}/{layer}/{name}",
-            list(entry.get("partition_by") or []),
-            entry.get("description", ""),
-            parse_columns(full_name, entry["columns"]) if entry.get("columns") else None,
-        )
+        schema = parse_columns(full_name, entry["columns"]) if entry.get("columns") else None
+        stats = [str(c) for c in entry.get("stats_columns") or []]
+        unknown = [c for c in stats if schema is None or c not in schema.fieldNames()]
+        if unknown:
+            raise ConfigError(f"conf/tables.yaml: {full_name}: stats_columns {unknown} are not columns of the table")
+        path = f"{root}/{layer}/{name}"
+        partition_by = list(entry.get("partition_by") or [])
+        specs[full_name] = TableSpec(layer, name, path, partition_by, entry.get("description", ""), schema, stats)
     return specs
 
 
@@ -135,7 +143,9 @@ class Lake:
     def append(self, table: str, df: DataFrame, user_metadata: str | None = None) -> int:
         spec = self.spec(table)
         rows = self.conform(table, df)
-        return delta.write(rows, spec.path, "append", spec.partition_by, user_metadata=user_metadata)
+        return delta.write(
+            rows, spec.path, "append", spec.partition_by, user_metadata=user_metadata, options=spec.write_options
+        )
 
     def overwrite(self, table: str, df: DataFrame, replace_where: str | None = None) -> int:
         """Replaces the whole table, or atomically only the rows matching replace_where."""
@@ -143,7 +153,9 @@ class Lake:
         if replace_where and not self.exists(table):
             replace_where = None
         rows = self.conform(table, df)
-        return delta.write(rows, spec.path, "overwrite", spec.partition_by, replace_where=replace_where)
+        return delta.write(
+            rows, spec.path, "overwrite", spec.partition_by, replace_where=replace_where, options=spec.write_options
+        )
 
     def merge(self, table: str, df: DataFrame, keys: list[str], **options: Any) -> dict[str, Any]:
         spec = self.spec(table)

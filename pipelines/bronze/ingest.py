@@ -118,6 +118,7 @@ def commit(lake: Lake, rows: DataFrame, hashes: list[str], run_id: str) -> int:
         lake.spec(BRONZE).partition_by,
         replace_where=fence,
         user_metadata=run_id,
+        options=lake.spec(BRONZE).write_options,
     )
 
 
