@@ -96,7 +96,7 @@ def _victim(root: str, marker: str) -> None:
 
     real_write = delta.write
 
-    def stalling_write(df, path, mode, partition_by=None, replace_where=None, user_metadata=None):
+    def stalling_write(df, path, mode, partition_by=None, **options):
         if path.rstrip("/").endswith("gold/trip_features"):
 
             @F.udf("string")
@@ -107,7 +107,7 @@ def _victim(root: str, marker: str) -> None:
                 return key
 
             df = df.withColumn("trip_key", stall("trip_key"))
-        return real_write(df, path, mode, partition_by, replace_where, user_metadata)
+        return real_write(df, path, mode, partition_by, **options)
 
     delta.write = stalling_write
     conf = load_conf("test", overrides={"lake.root": root, "gold.pair_window_days": 2, "spark.driver_memory": "1g"})
