@@ -72,8 +72,9 @@ def _window_histograms(
 
     Counts are window sums of daily sums; entries are the days' entry arrays concatenated, then sorted once.
     """
+    named = {**(counted or {}), **kinds}
     daily = []
-    for name, kind in {**(counted or {}), **kinds}.items():
+    for name, kind in named.items():
         of_kind = F.col("kind") == kind
         daily.append(F.sum(F.when(of_kind, F.col("n"))).alias(f"{name}_day_n"))
         if name in kinds:
@@ -82,7 +83,7 @@ def _window_histograms(
     per_day = cells.groupBy("pickup_date", *keys).agg(*daily)
     trailing = Window.partitionBy(*keys).orderBy(F.unix_date("pickup_date")).rangeBetween(-window_days, -1)
     window = []
-    for name in {**(counted or {}), **kinds}:
+    for name in named:
         window.append(F.sum(f"{name}_day_n").over(trailing).alias(f"{name}_n"))
         if name in kinds:
             merged = F.flatten(F.collect_list(f"{name}_day").over(trailing))
