@@ -141,10 +141,15 @@ class Lake:
         return self.spark.createDataFrame([], self.spec(table).schema)
 
     def append(self, table: str, df: DataFrame, user_metadata: str | None = None) -> int:
+        """One blind-append commit. Retried on a Delta conflict: two first writers racing to create the table
+        (ProtocolChangedException) or a concurrent schema change; a conflicting commit wrote nothing, so a retry
+        lands the rows once."""
         spec = self.spec(table)
         rows = self.conform(table, df)
-        return delta.write(
-            rows, spec.path, "append", spec.partition_by, user_metadata=user_metadata, options=spec.write_options
+        return delta.retry_on_conflict(
+            lambda: delta.write(
+                rows, spec.path, "append", spec.partition_by, user_metadata=user_metadata, options=spec.write_options
+            )
         )
 
     def overwrite(self, table: str, df: DataFrame, replace_where: str | None = None) -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
 from lake import Lake, load_conf
-from lake.catalog import TableMissingError, UnknownTableError
+from lake.catalog import WATERMARKS, TableMissingError, UnknownTableError
 from lake.config import ConfigError
 from lake.session import spark_settings
 
@@ -198,3 +199,39 @@ def test_stats_columns_must_be_columns_of_the_table(tmp_path):
     (conf_dir / "tables.yaml").write_text(registry.replace("stats_columns: [trip_key,", "stats_columns: [no_such,", 1))
     with pytest.raises(ConfigError, match=r"stats_columns \['no_such'\] are not columns"):
         Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}, conf_dir=conf_dir))
+
+
+def test_an_append_that_loses_a_commit_race_is_retried_and_lands_once(lake, spark, monkeypatch):
+    """Two first writers race to create a table; the loser's commit fails with ProtocolChangedException."""
+    from lake import delta
+
+    real_write, calls = delta.write, []
+    row = "consumer string, source string, source_version bigint, updated_at timestamp"
+    now = datetime(2026, 1, 1)
+
+    def loses_the_first_race(df, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:  # the other writer commits first
+            real_write(lake.conform(WATERMARKS, spark.createDataFrame([("other", "s", 1, now)], row)), path, "append")
+            raise RuntimeError("ProtocolChangedException: [DELTA_PROTOCOL_CHANGED] changed by a concurrent update")
+        return real_write(df, path, *args, **kwargs)
+
+    monkeypatch.setattr(delta, "write", loses_the_first_race)
+    lake.append(WATERMARKS, spark.createDataFrame([("mine", "s", 2, now)], row))
+    assert len(calls) == 2
+    assert sorted(r[0] for r in lake.read(WATERMARKS).collect()) == ["mine", "other"]
+
+
+def test_an_append_does_not_retry_errors_that_are_not_conflicts(lake, spark, monkeypatch):
+    from lake import delta
+
+    calls = []
+
+    def fails(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(delta, "write", fails)
+    with pytest.raises(RuntimeError, match="disk full"):
+        lake.append(WATERMARKS, lake.empty(WATERMARKS))
+    assert len(calls) == 1
