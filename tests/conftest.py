@@ -37,3 +37,39 @@ def samples() -> Path:
             pytest.fail(f"CI: {message}", pytrace=False)
         pytest.skip(message)
     return SHARED_SAMPLES
+
+
+@pytest.fixture(scope="session")
+def real_sample_lake(spark, samples, tmp_path_factory):
+    """Three real months through every stage, built once per session (tests/real_lake.py); tests only read it."""
+    from real_lake import build
+
+    return build(spark, samples, tmp_path_factory.mktemp("real-sample-lake"))
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """The shared real-sample lake is built once per worker: every file using it must be in SHARED_LAKE_FILES,
+    which the scheduler below keeps together on one worker."""
+    from real_lake import FIXTURE, SHARED_LAKE_FILES
+
+    users = {item.nodeid.split("::")[0] for item in items if FIXTURE in getattr(item, "fixturenames", ())}
+    unlisted = sorted(users - set(SHARED_LAKE_FILES))
+    if unlisted:
+        raise pytest.UsageError(f"add {unlisted} to SHARED_LAKE_FILES in tests/real_lake.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (what `make test` runs), except that the files sharing the real-sample lake are one unit of
+    work, so one worker builds that lake once. (xdist's `loadgroup` marks do not group under pytest 9.2: xdist 3.8
+    renames `item._nodeid`, which pytest 9 no longer reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from real_lake import FIXTURE, SHARED_LAKE_FILES
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedLakeScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return FIXTURE if file in SHARED_LAKE_FILES else file
+
+    return SharedLakeScheduling(config, log)

@@ -1,7 +1,8 @@
 """The pipeline on a Spark standalone cluster by configuration only: a master and two workers on 127.0.0.1 (started
 from the installed pyspark), a shared MLflow tracking server, `SPARK_MASTER=spark://...`,
 `MLFLOW_TRACKING_URI=http://...` and `lake run daily` on three real months; every table it writes equals what the
-same stages write on `local[2]`, and the model, its metrics and the champion alias are on the server."""
+same stages wrote on `local[2]` in two incremental runs (the suite's real-sample lake), and the model, its metrics
+and the champion alias are on the server."""
 
 from __future__ import annotations
 
@@ -15,19 +16,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 from servers import mlflow_server
-from test_train_support import make_lake, write_params
+from test_train_support import make_lake
 
 from lake import Lake
 from lake.standalone import StandaloneCluster
-from pipelines.bronze.ingest import run_ingest
-from pipelines.gold.run import run_gold
-from pipelines.score import run_score
-from pipelines.silver.run import run_silver
-from pipelines.train import run_train
 
 PROJECT = Path(__file__).resolve().parents[1]
-MONTHS = ("2019-01", "2019-02", "2019-03")
-ROWS_PER_MONTH = 1000  # the samples are in random order: the first rows are a random sample of the month
 COMPARED = (
     "bronze.trips",
     "silver.trips",
@@ -49,22 +43,14 @@ def fingerprint(lake: Lake, table: str) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def landing(samples, tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("cluster-landing")
-    for month in MONTHS:
-        source = samples / "yellow" / f"yellow_tripdata_sample_{month}.csv"
-        lines = source.read_text().splitlines()[: ROWS_PER_MONTH + 1]
-        (folder / source.name).write_text("\n".join(lines) + "\n")
-    return folder
+def landing(real_sample_lake) -> Path:
+    """The three month files the suite's real-sample lake ingested (tests/real_lake.py)."""
+    return real_sample_lake.landing
 
 
 @pytest.fixture(scope="module")
-def params(tmp_path_factory) -> Path:
-    return write_params(
-        tmp_path_factory.mktemp("cluster-conf"),
-        regressor={"type": "gbt", "params": {"maxIter": 5, "maxDepth": 3, "maxBins": 270}},
-        split={"windows": 2, "window": "month", "test_days": 14, "min_train_rows": 300, "min_test_rows": 100},
-    )
+def params(real_sample_lake) -> Path:
+    return real_sample_lake.params
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +85,10 @@ def on_cluster(landing, params, shared_mlflow, tmp_path_factory) -> tuple[Path, 
 
 
 @pytest.fixture(scope="module")
-def on_local(spark, landing, params, tmp_path_factory) -> Lake:
-    """The same stages in this process's local[2] session."""
-    lake = make_lake(spark, tmp_path_factory.mktemp("local") / "lake", params)
-    run_ingest(lake, [str(landing)])
-    run_silver(lake)
-    run_gold(lake)
-    run_train(lake, promote=True)
-    run_score(lake)
-    return lake
+def on_local(real_sample_lake) -> Lake:
+    """The same files through the same stages in the suite's local[2] session: the real-sample lake, which ingested
+    January first and February + March in a second run (the cluster lands all three in one daily run)."""
+    return real_sample_lake.lake
 
 
 @pytest.mark.cluster

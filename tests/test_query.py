@@ -12,7 +12,7 @@ import pytest
 
 from cli.gold import parse_as_of_versions
 from cli.main import main as lake_cli
-from lake import Lake, load_conf
+from lake import Lake
 from lake.errors import InputError, QueryError
 from lake.fastquery import fast_query
 from lake.query import (
@@ -26,9 +26,6 @@ from lake.query import (
     run_query,
     spark_query,
 )
-from pipelines.bronze import run_ingest
-from pipelines.gold import run_gold
-from pipelines.silver import run_silver
 
 # Queries users typically ask, touching every column type the gold tables have (timestamps, dates, booleans).
 TYPICAL_QUERIES = [
@@ -168,18 +165,10 @@ def test_as_of_version_options_parse_per_table_and_for_every_table():
 
 
 @pytest.fixture(scope="module")
-def real_lake(spark, samples, tmp_path_factory) -> tuple[Lake, dict[str, int]]:
-    """January's yellow sample through bronze, silver and gold, then February added incrementally.
-
-    Returns the lake and the table versions gold wrote for January.
-    """
-    lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path_factory.mktemp("query") / "lake")}), spark)
-    versions = []
-    for month in ("01", "02"):
-        run_ingest(lake, [str(samples / "yellow" / f"yellow_tripdata_sample_2019-{month}.csv")])
-        run_silver(lake)
-        versions.append(run_gold(lake).versions)
-    return lake, versions[0]
+def real_lake(real_sample_lake) -> tuple[Lake, dict[str, int]]:
+    """The suite's real-sample lake (tests/real_lake.py): January through every stage, then February and March
+    added incrementally. Returns the lake and the table versions gold wrote for January."""
+    return real_sample_lake.lake, real_sample_lake.january
 
 
 @pytest.mark.integration

@@ -6,44 +6,20 @@ from __future__ import annotations
 import mlflow
 import pytest
 from pyspark.sql import functions as F
-from test_train_support import make_lake, write_params
+from real_lake import LABEL_CAP, LABEL_FLOOR
 
-from pipelines.bronze import run_ingest
-from pipelines.gold import run_gold
-from pipelines.silver import run_silver
-from pipelines.train import run_train
 from pipelines.train.model import FEATURES_TABLE, RAW_PREDICTION_COL
-from pipelines.train.tracking import champion_uri, open_tracking
+from pipelines.train.tracking import champion_uri
 
-MONTHS = ("2019-01", "2019-02", "2019-03")
-ROWS_PER_MONTH = 1500  # the samples are in random order: the first rows are a random sample of the month
-FLOOR, CAP = 1.0, 180.0
+FLOOR, CAP = LABEL_FLOOR, LABEL_CAP
 
 
 @pytest.fixture(scope="module")
-def real_lake(spark, samples, tmp_path_factory):
-    """Three real months (1,500 trips each) through every stage, and one training run with two month windows."""
-    root = tmp_path_factory.mktemp("real-model")
-    landing = root / "landing"
-    landing.mkdir()
-    for month in MONTHS:
-        source = samples / "yellow" / f"yellow_tripdata_sample_{month}.csv"
-        lines = source.read_text().splitlines()[: ROWS_PER_MONTH + 1]
-        (landing / source.name).write_text("\n".join(lines) + "\n")
-    params = write_params(
-        root / "conf",
-        target="log1p",
-        label_bounds={"min_minutes": FLOOR, "max_minutes": CAP},
-        regressor={"type": "gbt", "params": {"maxIter": 10, "maxDepth": 4, "maxBins": 270}},
-        split={"windows": 2, "window": "month", "test_days": 14, "min_train_rows": 500, "min_test_rows": 200},
-    )
-    lake = make_lake(spark, root / "lake", params)
-    run_ingest(lake, [str(path) for path in sorted(landing.glob("*.csv"))])
-    run_silver(lake)
-    run_gold(lake)
-    result = run_train(lake)
-    tracking = open_tracking(lake)
-    return lake, result, tracking, tracking.client.get_run(result.details["mlflow_run_id"])
+def real_lake(real_sample_lake):
+    """The suite's real-sample lake (tests/real_lake.py): three real months (1,500 trips each) through every stage,
+    and its one training run with two month windows, a log1p target and label bounds."""
+    shared = real_sample_lake
+    return shared.lake, shared.train, shared.tracking, shared.run
 
 
 def test_windows_are_the_last_two_months(real_lake):

@@ -1,0 +1,75 @@
+"""The suite's one real-sample lake: three real TLC months through every stage, built once per test session and
+shared (read-only) by the query, real-model and cluster tests. January lands first and February + March after it, so
+the lake has a January-only version to time-travel to, and its tables are incremental runs' results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+from test_train_support import make_lake, write_params
+
+from lake import Lake
+from pipelines.bronze import run_ingest
+from pipelines.common import StageResult
+from pipelines.gold import run_gold
+from pipelines.score import run_score
+from pipelines.silver import run_silver
+from pipelines.train import run_train
+from pipelines.train.tracking import open_tracking
+
+MONTHS = ("2019-01", "2019-02", "2019-03")
+ROWS_PER_MONTH = 1500  # the samples are in random order: the first rows are a random sample of the month
+LABEL_FLOOR, LABEL_CAP = 1.0, 180.0
+FIXTURE = "real_sample_lake"  # the fixture's name
+# The files using it: conftest's xdist scheduler runs them on one worker, so the lake is built once.
+SHARED_LAKE_FILES = ("tests/test_cluster.py", "tests/test_query.py", "tests/test_train_real.py")
+
+
+@dataclass
+class RealLake:
+    lake: Lake
+    landing: Path  # the three month files the lake ingested
+    params: Path  # its conf/model.yaml
+    january: dict[str, Any]  # the table versions gold wrote for January alone
+    train: StageResult  # the one training run (promoted: its model is the champion)
+    tracking: Any  # the lake's MLflow tracking (pipelines.train.tracking.Tracking)
+    run: Any  # that run as MLflow records it
+
+
+def landed_months(samples: Path, folder: Path) -> list[Path]:
+    """The first ROWS_PER_MONTH trips of each month's real sample, as files named like TLC's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for month in MONTHS:
+        source = samples / "yellow" / f"yellow_tripdata_sample_{month}.csv"
+        lines = source.read_text().splitlines()[: ROWS_PER_MONTH + 1]
+        (folder / source.name).write_text("\n".join(lines) + "\n")
+        files.append(folder / source.name)
+    return files
+
+
+def build(spark: SparkSession, samples: Path, folder: Path) -> RealLake:
+    landing = folder / "landing"
+    january, *later = landed_months(samples, landing)
+    params = write_params(
+        folder / "conf",
+        target="log1p",
+        label_bounds={"min_minutes": LABEL_FLOOR, "max_minutes": LABEL_CAP},
+        regressor={"type": "gbt", "params": {"maxIter": 10, "maxDepth": 4, "maxBins": 270}},
+        split={"windows": 2, "window": "month", "test_days": 14, "min_train_rows": 500, "min_test_rows": 200},
+    )
+    lake = make_lake(spark, folder / "lake", params)
+    run_ingest(lake, [str(january)])
+    run_silver(lake)
+    january_versions = run_gold(lake).versions
+    run_ingest(lake, [str(path) for path in later])
+    run_silver(lake)
+    run_gold(lake)
+    trained = run_train(lake, promote=True)
+    run_score(lake)
+    tracking = open_tracking(lake)
+    run = tracking.client.get_run(trained.details["mlflow_run_id"])
+    return RealLake(lake, landing, params, january_versions, trained, tracking, run)
