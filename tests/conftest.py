@@ -1,4 +1,5 @@
-"""One Spark session for the whole suite (local[2], 2 shuffle partitions, UI off) and a fresh lake per test."""
+"""One Spark session for the whole suite (local[2], 2 shuffle partitions, UI off), a fresh lake per test, and one
+real-sample lake built once per session for the tests that only read it (tests/real_lake.py)."""
 
 from __future__ import annotations
 
