@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from pyspark.sql import functions as F
 from servers import mlflow_server
-from test_train_support import make_lake
+from test_train_support import make_lake, write_params
 
 from lake import Lake
 from lake.standalone import StandaloneCluster
@@ -49,8 +49,14 @@ def landing(real_sample_lake) -> Path:
 
 
 @pytest.fixture(scope="module")
-def params(real_sample_lake) -> Path:
-    return real_sample_lake.params
+def params(tmp_path_factory) -> Path:
+    """A smaller model than the local lake's: the tables compared do not depend on it, and the model is compared
+    by the trips it scored."""
+    return write_params(
+        tmp_path_factory.mktemp("cluster-conf"),
+        regressor={"type": "gbt", "params": {"maxIter": 5, "maxDepth": 3, "maxBins": 270}},
+        split={"windows": 2, "window": "month", "test_days": 14, "min_train_rows": 300, "min_test_rows": 100},
+    )
 
 
 @pytest.fixture(scope="module")
