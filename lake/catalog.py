@@ -163,8 +163,12 @@ class Lake:
         )
 
     def merge(self, table: str, df: DataFrame, keys: list[str], **options: Any) -> dict[str, Any]:
+        """One MERGE commit (the first creates the table). Retried on a Delta conflict, re-reading the table: a
+        conflicting commit wrote nothing, and a first writer that lost the race to create the table then merges
+        into the winner's rows instead of failing (or overwriting them)."""
         spec = self.spec(table)
-        return delta.merge(self.conform(table, df), spec.path, keys, spec.partition_by, **options)
+        rows = self.conform(table, df)
+        return delta.retry_on_conflict(lambda: delta.merge(rows, spec.path, keys, spec.partition_by, **options))
 
     def history(self, table: str, limit: int | None = None) -> DataFrame:
         if not self.exists(table):

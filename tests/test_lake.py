@@ -235,3 +235,23 @@ def test_an_append_does_not_retry_errors_that_are_not_conflicts(lake, spark, mon
     with pytest.raises(RuntimeError, match="disk full"):
         lake.append(WATERMARKS, lake.empty(WATERMARKS))
     assert len(calls) == 1
+
+
+def test_two_first_watermarks_at_once_both_land(lake, spark, monkeypatch):
+    """The first MERGE creates the table; the writer that loses that race merges into the winner's row."""
+    from lake import delta
+
+    real_write, calls = delta.write, []
+
+    def loses_the_race_to_create(df, path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:  # another consumer's first watermark creates the table first
+            monkeypatch.setattr(delta, "write", real_write)
+            lake.set_watermark("gold", "silver.trips", 7)
+            raise RuntimeError("ProtocolChangedException: [DELTA_PROTOCOL_CHANGED] changed by a concurrent update")
+        return real_write(df, path, *args, **kwargs)
+
+    monkeypatch.setattr(delta, "write", loses_the_race_to_create)
+    lake.set_watermark("silver", "bronze.trips", 3)
+    assert len(calls) == 1
+    assert (lake.watermark("silver", "bronze.trips"), lake.watermark("gold", "silver.trips")) == (3, 7)
