@@ -60,17 +60,7 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` (what `make test` runs), except that the files sharing the real-sample lake are one unit of
-    work, so one worker builds that lake once. (xdist's `loadgroup` marks do not group under pytest 9.2: xdist 3.8
-    renames `item._nodeid`, which pytest 9 no longer reads.)"""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from real_lake import FIXTURE, SHARED_LAKE_FILES
-    from xdist.scheduler import LoadFileScheduling
+    """`--dist loadfile` with the real-sample lake's files as one unit of work (tests/real_lake.py)."""
+    from real_lake import make_scheduler
 
-    class SharedLakeScheduling(LoadFileScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            file = super()._split_scope(nodeid)
-            return FIXTURE if file in SHARED_LAKE_FILES else file
-
-    return SharedLakeScheduling(config, log)
+    return make_scheduler(config, log)

@@ -73,3 +73,19 @@ def build(spark: SparkSession, samples: Path, folder: Path) -> RealLake:
     tracking = open_tracking(lake)
     run = tracking.client.get_run(trained.details["mlflow_run_id"])
     return RealLake(lake, landing, params, january_versions, trained, tracking, run)
+
+
+def make_scheduler(config: Any, log: Any) -> Any:
+    """`--dist loadfile` (what `make test` runs), except that SHARED_LAKE_FILES are one unit of work, so one worker
+    builds the lake once; None (xdist's own scheduler) for other modes. (xdist's `loadgroup` marks do not group under
+    pytest 9.2: xdist 3.8 renames `item._nodeid`, which pytest 9 no longer reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedLakeScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return FIXTURE if file in SHARED_LAKE_FILES else file
+
+    return SharedLakeScheduling(config, log)

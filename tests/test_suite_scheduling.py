@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-from conftest import pytest_xdist_make_scheduler
-from real_lake import SHARED_LAKE_FILES
+from real_lake import SHARED_LAKE_FILES, make_scheduler
 
 
 def test_the_files_sharing_the_real_sample_lake_run_on_one_worker_and_other_files_by_file(pytestconfig, monkeypatch):
     monkeypatch.setattr(pytestconfig.option, "dist", "loadfile")
     monkeypatch.setattr(pytestconfig.option, "tx", ["2*popen"])
-    scheduler = pytest_xdist_make_scheduler(pytestconfig, None)
+    scheduler = make_scheduler(pytestconfig, None)
     shared = {scheduler._split_scope(f"{file}::test_x[a::b]") for file in SHARED_LAKE_FILES}
     assert len(shared) == 1
     others = {scheduler._split_scope(f"tests/{name}.py::test_x") for name in ("test_lake", "test_gold")}
@@ -20,4 +19,4 @@ def test_the_files_sharing_the_real_sample_lake_run_on_one_worker_and_other_file
 
 def test_other_distribution_modes_keep_xdist_s_scheduler(pytestconfig, monkeypatch):
     monkeypatch.setattr(pytestconfig.option, "dist", "load")
-    assert pytest_xdist_make_scheduler(pytestconfig, None) is None
+    assert make_scheduler(pytestconfig, None) is None
