@@ -32,7 +32,6 @@ SHARED_LAKE_FILES = ("tests/test_cluster.py", "tests/test_query.py", "tests/test
 class RealLake:
     lake: Lake
     landing: Path  # the three month files the lake ingested
-    params: Path  # its conf/model.yaml
     january: dict[str, Any]  # the table versions gold wrote for January alone
     train: StageResult  # the one training run (promoted: its model is the champion)
     tracking: Any  # the lake's MLflow tracking (pipelines.train.tracking.Tracking)
@@ -72,7 +71,7 @@ def build(spark: SparkSession, samples: Path, folder: Path) -> RealLake:
     run_score(lake)
     tracking = open_tracking(lake)
     run = tracking.client.get_run(trained.details["mlflow_run_id"])
-    return RealLake(lake, landing, params, january_versions, trained, tracking, run)
+    return RealLake(lake, landing, january_versions, trained, tracking, run)
 
 
 def make_scheduler(config: Any, log: Any) -> Any:
