@@ -255,3 +255,47 @@ def test_two_first_watermarks_at_once_both_land(lake, spark, monkeypatch):
     lake.set_watermark("silver", "bronze.trips", 3)
     assert len(calls) == 1
     assert (lake.watermark("silver", "bronze.trips"), lake.watermark("gold", "silver.trips")) == (3, 7)
+
+
+def test_the_version_follows_commits_made_outside_this_session(lake, spark, tmp_path):
+    """Versions come from the table's Delta log brought up to date, not a cached snapshot: a commit another engine
+    (delta-rs here, another process in production) makes is seen at once, as `history` sees it."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    from lake import delta
+
+    path = str(tmp_path / "external")
+    rows = pa.table({"id": pa.array([1, 2], pa.int64())})
+    write_deltalake(path, rows, mode="append")
+    assert delta.latest_version(spark, path) == 0
+    for expected in (1, 2):
+        write_deltalake(path, rows, mode="append")
+        assert delta.latest_version(spark, path) == expected
+        assert delta.history(spark, path, 1).first()["version"] == expected
+    assert delta.latest_version(spark, str(tmp_path / "nothing_here")) is None
+
+
+def test_without_the_delta_log_snapshot_api_versions_come_from_history(lake, spark, monkeypatch, caplog):
+    """Another Delta release may change DeltaLog.update's signature: the version is then read from history."""
+    from py4j.protocol import Py4JError
+
+    from lake import delta
+
+    v0 = lake.append(WATERMARKS, lake.empty(WATERMARKS))
+    lake.set_watermark("silver", "bronze.trips", 3)
+    fast = lake.version(WATERMARKS)
+    assert fast == v0 + 1
+
+    class NoSuchMethod:
+        def __getattr__(self, name):
+            raise Py4JError("Method update([class java.lang.Boolean]) does not exist")
+
+    monkeypatch.setattr(delta, "_SNAPSHOT_API_OK", True)
+    monkeypatch.setattr(type(spark.sparkContext), "_jvm", NoSuchMethod(), raising=False)
+    with caplog.at_level("WARNING", logger="lake.delta"):
+        assert delta._snapshot_version(spark, lake.path(WATERMARKS)) is None
+    monkeypatch.undo()
+    assert "reading versions from history" in caplog.text
+    monkeypatch.setattr(delta, "_SNAPSHOT_API_OK", False)
+    assert lake.version(WATERMARKS) == fast
