@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from delta.tables import DeltaTable
-from py4j.protocol import Py4JError, Py4JJavaError
+from py4j.protocol import Py4JError, Py4JJavaError, Py4JNetworkError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -49,7 +49,7 @@ def latest_version(spark: SparkSession, path: str) -> int | None:
     version = _snapshot_version(spark, path)
     if version is None:
         version = int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
-    return version
+    return version if version >= 0 else None  # -1: the table was deleted after is_delta looked
 
 
 def _snapshot_version(spark: SparkSession, path: str) -> int | None:
@@ -61,13 +61,14 @@ def _snapshot_version(spark: SparkSession, path: str) -> int | None:
     try:
         log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
         none = jvm.scala.Option.empty()
-        return int(log.update(False, none, none).version())
-    except Py4JJavaError:  # the JVM call ran and failed (I/O, a broken log): the caller must see it
+        version = int(log.update(False, none, none).version())
+    except (Py4JJavaError, Py4JNetworkError):  # the call ran and failed (I/O, a broken log, the gateway): raise
         raise
     except (Py4JError, TypeError) as exc:  # no such method or class in this Delta release: use the public API
         _SNAPSHOT_API_OK = False
         LOG.warning("Delta's DeltaLog.update(...) is not callable here (%s); reading versions from history", exc)
         return None
+    return version
 
 
 def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:

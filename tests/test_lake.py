@@ -272,7 +272,9 @@ def test_the_version_follows_commits_made_outside_this_session(lake, spark, tmp_
     for expected in (1, 2):
         write_deltalake(path, rows, mode="append")
         assert delta.latest_version(spark, path) == expected
+        assert delta._snapshot_version(spark, path) == expected  # the fast path itself, not the fallback
         assert delta.history(spark, path, 1).first()["version"] == expected
+    assert delta._SNAPSHOT_API_OK  # the pinned Delta has the method: no fallback happened
     assert delta.latest_version(spark, str(tmp_path / "nothing_here")) is None
 
 
@@ -299,3 +301,14 @@ def test_without_the_delta_log_snapshot_api_versions_come_from_history(lake, spa
     assert "reading versions from history" in caplog.text
     monkeypatch.setattr(delta, "_SNAPSHOT_API_OK", False)
     assert lake.version(WATERMARKS) == fast
+
+
+def test_a_table_deleted_after_the_existence_check_has_no_version(spark, tmp_path, monkeypatch):
+    """Between is_delta and the log listing a table can vanish (a test's or an operator's rm): no version, no
+    error, as if is_delta had seen it gone."""
+    from lake import delta
+
+    gone = str(tmp_path / "deleted_table")
+    assert delta._snapshot_version(spark, gone) == -1  # Delta's "no commit yet" snapshot
+    monkeypatch.setattr(delta, "is_delta", lambda *args: True)  # it still existed when is_delta looked
+    assert delta.latest_version(spark, gone) is None

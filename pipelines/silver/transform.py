@@ -161,7 +161,7 @@ def batch_columns(spark: SparkSession) -> list[str]:
     """
     if not _BATCH_COLUMNS:
         empty_bronze = spark.createDataFrame([], BRONZE_TRIPS)
-        _BATCH_COLUMNS.extend(prepare_batch(empty_bronze, spark.createDataFrame([], ZONES_SCHEMA)).columns)
+        _BATCH_COLUMNS[:] = prepare_batch(empty_bronze, spark.createDataFrame([], ZONES_SCHEMA)).columns
     return list(_BATCH_COLUMNS)
 
 
