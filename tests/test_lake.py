@@ -257,7 +257,7 @@ def test_two_first_watermarks_at_once_both_land(lake, spark, monkeypatch):
     assert (lake.watermark("silver", "bronze.trips"), lake.watermark("gold", "silver.trips")) == (3, 7)
 
 
-def test_the_version_follows_commits_made_outside_this_session(lake, spark, tmp_path):
+def test_the_version_follows_commits_made_outside_this_session(spark, tmp_path):
     """Versions come from the table's Delta log brought up to date, not a cached snapshot: a commit another engine
     (delta-rs here, another process in production) makes is seen at once, as `history` sees it."""
     import pyarrow as pa
