@@ -1,10 +1,10 @@
 """The test suite's JVM settings side by side: the same test files in one pytest process per setting.
 
-Test runs are short-lived JVMs on tiny data. In a profile of the suite's two worker JVMs, HotSpot's JIT compiler
-threads used about a third of the driver's CPU, and two workers share 2 cores, so CPU the JIT spends is wall time
-the suite waits. This bench runs the same test files (one process, no xdist) once per `spark.jvm_options` value,
-each with a copy of conf/ whose test.yaml carries that value, and reports wall time and the driver JVM's CPU by
-thread group, read from /proc just before the session stops (bench/jvm_cpu_plugin.py).
+Test runs are short-lived JVMs on tiny data. HotSpot's JIT compiler threads used half of an xdist worker JVM's CPU
+in the suite (a third in one process running test_silver and test_gold), and two workers share 2 cores, so CPU the
+JIT spends is wall time the suite waits. This bench runs the same test files (one process, no xdist) once per
+`spark.jvm_options` value, each with a copy of conf/ whose test.yaml carries that value, and reports wall time and
+the driver JVM's CPU by thread group, read from /proc just before the session stops (bench/jvm_cpu_plugin.py).
 
     python bench/bench_test_jvm.py --variant="-XX:-DontCompileHugeMethods" \
         --variant="-XX:-DontCompileHugeMethods -XX:CompileThresholdScaling=10 -XX:+UseSerialGC"
