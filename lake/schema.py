@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake.errors import ConfigError
+from lake.expressions import reused
 
 ATOMIC_TYPES: dict[str, T.DataType] = {
     "string": T.StringType(),
@@ -72,11 +73,14 @@ def conform(df: DataFrame, schema: T.StructType, table: str = "") -> DataFrame:
             + (f"; not in the contract {extra}" if extra else "")
         )
     types = dict(df.dtypes)
-    return df.select(
-        [
-            F.col(f"`{field.name}`")
-            if types[field.name] == field.dataType.simpleString()
-            else F.col(f"`{field.name}`").cast(field.dataType).alias(field.name)
-            for field in schema.fields
-        ]
-    )
+    key = ("conform", schema.simpleString(), tuple(types[name] for name in wanted))
+    return df.select(*reused(key, lambda: _conformed(schema, types)))
+
+
+def _conformed(schema: T.StructType, types: dict[str, str]) -> list[Column]:
+    return [
+        F.col(f"`{field.name}`")
+        if types[field.name] == field.dataType.simpleString()
+        else F.col(f"`{field.name}`").cast(field.dataType).alias(field.name)
+        for field in schema.fields
+    ]

@@ -6,11 +6,12 @@ import posixpath
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from lake.expressions import reused
 from pipelines.common import materialize
-from pipelines.rules import Rule, violations
+from pipelines.rules import Rule, signature, violations
 from pipelines.silver import quarantine as q
 from pipelines.silver.transform import RAW, dedupe, prepare_batch, to_silver
 
@@ -73,17 +74,22 @@ class BatchStats:
 
 def rule_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) -> tuple[dict, dict[str, int]]:
     """Per-rule evaluated/failed counts and the batch totals, in one aggregation over the flagged batch."""
-    aggregates = [F.count(F.lit(1)).alias("rows"), F.count_if(q.rejected(drop_rules)).alias("rejected")]
-    for i, rule in enumerate(rules):
-        aggregates.append(F.count_if(rule.evaluated()).alias(f"e{i}"))
-        aggregates.append(F.count_if(F.array_contains(q.VIOLATIONS, rule.name)).alias(f"f{i}"))
-    row = flagged.agg(*aggregates).first().asDict()
+    key = ("silver.rule_counts", signature(rules), tuple(drop_rules))
+    row = flagged.agg(*reused(key, lambda: _rule_aggregates(rules, drop_rules))).first().asDict()
     totals = {k: int(row[k] or 0) for k in ("rows", "rejected")}
     stats = {
         rule.name: {"rows": totals["rows"], "evaluated": int(row[f"e{i}"] or 0), "failed": int(row[f"f{i}"] or 0)}
         for i, rule in enumerate(rules)
     }
     return stats, totals
+
+
+def _rule_aggregates(rules: list[Rule], drop_rules: list[str]) -> list[Column]:
+    aggregates = [F.count(F.lit(1)).alias("rows"), F.count_if(q.rejected(drop_rules)).alias("rejected")]
+    for i, rule in enumerate(rules):
+        aggregates.append(F.count_if(rule.evaluated()).alias(f"e{i}"))
+        aggregates.append(F.count_if(F.array_contains(q.VIOLATIONS, rule.name)).alias(f"f{i}"))
+    return aggregates
 
 
 def file_versions(flagged: DataFrame) -> list[FileVersion]:

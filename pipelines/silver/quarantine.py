@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake.catalog import schema_of
+from lake.expressions import reused
 from pipelines.schemas import BRONZE_TRIPS
 from pipelines.silver.transform import RAW
 
@@ -17,13 +18,17 @@ QUARANTINE = schema_of("silver.quarantine")
 
 def broken(names: list[str]) -> Column:
     """The subset of a row's broken rules that is in names."""
+    return reused(("silver.broken", tuple(names)), lambda: _broken(names))
+
+
+def _broken(names: list[str]) -> Column:
     wanted = F.array(*[F.lit(n) for n in names]) if names else F.array().cast("array<string>")
     return F.array_intersect(F.col(VIOLATIONS), wanted)
 
 
 def rejected(drop_rules: list[str]) -> Column:
     """True for a row that breaks at least one drop rule."""
-    return F.size(broken(drop_rules)) > 0
+    return reused(("silver.rejected", tuple(drop_rules)), lambda: F.size(broken(drop_rules)) > 0)
 
 
 def quarantine_rows(flagged: DataFrame, drop_rules: list[str], warn_rules: list[str], run_id: str) -> DataFrame:
@@ -36,7 +41,11 @@ def quarantine_rows(flagged: DataFrame, drop_rules: list[str], warn_rules: list[
         F.current_timestamp().alias("_quarantined_at"),
         F.lit(None).cast(T.StringType()).alias("_released_run_id"),
     )
-    return rows.select(*[F.col(f.name).cast(f.dataType) for f in QUARANTINE.fields])
+    return rows.select(*reused("silver.quarantine_contract", _contract))
+
+
+def _contract() -> list[Column]:
+    return [F.col(f.name).cast(f.dataType) for f in QUARANTINE.fields]
 
 
 def open_rows(quarantine: DataFrame) -> DataFrame:

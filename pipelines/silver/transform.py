@@ -7,6 +7,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake.catalog import schema_of
+from lake.expressions import reused
 from pipelines.schemas import BRONZE_TRIPS, RAW_TRIP_COLUMNS, SILVER_TRIPS
 from pipelines.timestamps import parse_tlc_timestamp
 
@@ -84,11 +85,8 @@ def unparsed_columns(typed: dict[str, Column]) -> Column:
     return F.when(listed != "", listed)
 
 
-def type_trips(bronze: DataFrame) -> DataFrame:
-    """The typed batch: silver-named typed values, derived columns, lineage, and the raw bronze row in `_raw`.
-
-    Unparseable values become null (try-casts); `_unparsed` names them so a rule can quarantine the row.
-    """
+def _typed_select() -> list[Column]:
+    """type_trips' select list: the same for every batch."""
     typed = typed_columns()
     pickup, dropoff = typed["pickup_ts"], typed["dropoff_ts"]
     derived = {
@@ -98,13 +96,21 @@ def type_trips(bronze: DataFrame) -> DataFrame:
         "_unparsed": unparsed_columns(typed),
     }
     lineage = ["_corrupt_record", "_source_file", "_source_hash", "_source_month", "_row_number"]
-    return bronze.select(
+    return [
         *[col.alias(name) for name, col in typed.items()],
         *[col.alias(name) for name, col in derived.items()],
-        *lineage,
+        *[F.col(name) for name in lineage],
         F.col("_run_id").alias("_bronze_run_id"),
         F.struct(*[F.col(c) for c in BRONZE_TRIPS.fieldNames()]).alias(RAW),
-    )
+    ]
+
+
+def type_trips(bronze: DataFrame) -> DataFrame:
+    """The typed batch: silver-named typed values, derived columns, lineage, and the raw bronze row in `_raw`.
+
+    Unparseable values become null (try-casts); `_unparsed` names them so a rule can quarantine the row.
+    """
+    return bronze.select(*reused("silver.type_trips", _typed_select))
 
 
 def add_zones(typed: DataFrame, zones: DataFrame) -> DataFrame:
@@ -121,8 +127,12 @@ def add_zones(typed: DataFrame, zones: DataFrame) -> DataFrame:
 
 def add_trip_key(df: DataFrame) -> DataFrame:
     """trip_key: SHA-256 of the taxi type and typed trip values, so the same trip from two files collapses."""
+    return df.withColumn("trip_key", reused("silver.trip_key", _trip_key))
+
+
+def _trip_key() -> Column:
     values = [F.coalesce(F.col(c).cast(T.StringType()), F.lit(NULL_MARK)) for c in TRIP_KEY_COLUMNS]
-    return df.withColumn("trip_key", F.sha2(F.concat_ws(KEY_SEPARATOR, *values), 256))
+    return F.sha2(F.concat_ws(KEY_SEPARATOR, *values), 256)
 
 
 def prepare_batch(bronze: DataFrame, zones: DataFrame) -> DataFrame:
@@ -132,15 +142,21 @@ def prepare_batch(bronze: DataFrame, zones: DataFrame) -> DataFrame:
 
 def dedupe(trips: DataFrame) -> DataFrame:
     """One row per trip_key: the first by (_source_file, _row_number), so the choice is deterministic."""
-    first = Window.partitionBy("trip_key").orderBy(F.col("_source_file").asc_nulls_last(), "_row_number")
-    ranked = trips.withColumn("_rank", F.row_number().over(first))
+    ranked = trips.withColumn("_rank", reused("silver.dedupe_rank", _first_rank))
     return ranked.where(F.col("_rank") == 1).drop("_rank")
 
 
 def to_silver(trips: DataFrame, run_id: str) -> DataFrame:
     """The silver.trips contract (pipelines.schemas.SILVER_TRIPS)."""
     with_run = trips.withColumn("_silver_run_id", F.lit(run_id))
-    return with_run.select(*[F.col(f.name).cast(f.dataType) for f in SILVER_TRIPS.fields])
+    return with_run.select(
+        *reused("silver.trips_contract", lambda: [F.col(f.name).cast(f.dataType) for f in SILVER_TRIPS.fields])
+    )
+
+
+def _first_rank() -> Column:
+    first = Window.partitionBy("trip_key").orderBy(F.col("_source_file").asc_nulls_last(), "_row_number")
+    return F.row_number().over(first)
 
 
 def read_zone_csv(spark: SparkSession, path: str) -> DataFrame:
