@@ -95,7 +95,7 @@ def _rule_aggregates(rules: list[Rule], drop_rules: list[str]) -> list[Column]:
 def file_versions(flagged: DataFrame) -> list[FileVersion]:
     """The file versions of a batch with their row counts (one row per file: small)."""
     per_file = flagged.groupBy("_source_hash", "_source_file").agg(
-        F.max(f"{RAW}._ingested_at").alias("ingested_at"), F.count(F.lit(1)).alias("rows")
+        F.max("_ingested_at").alias("ingested_at"), F.count(F.lit(1)).alias("rows")
     )
     rows = per_file.collect()
     return [FileVersion(r["_source_hash"], r["_source_file"], r["ingested_at"], int(r["rows"])) for r in rows]
@@ -109,12 +109,13 @@ def build_silver(
     Rules must be bound (`Rule.bound`). With `supersede`, rows of an older version of a file (same base name,
     another content hash, ingested earlier) are left out when the batch holds a newer one. Trips are deduplicated
     by trip_key within the batch; whether silver already has them is the writer's business. The typed batch is
-    persisted once (rules, GE and both outputs read it): call `stats.release()` when done.
+    persisted once (rules, GE and both outputs read it), with the raw text (`_raw`) only on rows a drop rule rejects:
+    call `stats.release()` when done.
     """
     drop_rules = [r.name for r in rules if r.action == "drop"]
     warn_rules = [r.name for r in rules if r.action == "warn"]
     flagged = prepare_batch(bronze, zones).withColumn(q.VIOLATIONS, violations(rules))
-    flagged = materialize(flagged)
+    flagged = materialize(flagged.withColumn(RAW, q.raw_if_rejected(drop_rules)))
     files = file_versions(flagged)
     newest = {v.source_hash for v in newest_versions(files).values()} if supersede else None
     old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest})

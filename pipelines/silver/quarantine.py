@@ -31,6 +31,12 @@ def rejected(drop_rules: list[str]) -> Column:
     return reused(("silver.rejected", tuple(drop_rules)), lambda: F.size(broken(drop_rules)) > 0)
 
 
+def raw_if_rejected(drop_rules: list[str]) -> Column:
+    """`_raw` on the rows quarantine takes, null on the others: the raw text was ~40% of the persisted batch (1.4 KB a
+    row at 1M trips, BENCHMARKS.md), and only rejected rows keep it."""
+    return reused(("silver.raw_if_rejected", tuple(drop_rules)), lambda: F.when(rejected(drop_rules), F.col(RAW)))
+
+
 def quarantine_rows(flagged: DataFrame, drop_rules: list[str], warn_rules: list[str], run_id: str) -> DataFrame:
     """The rejected rows of a flagged batch in the silver.quarantine contract (raw values from `_raw`)."""
     rows = flagged.where(rejected(drop_rules)).select(
@@ -55,6 +61,6 @@ def open_rows(quarantine: DataFrame) -> DataFrame:
 
 def released_rows(quarantine: DataFrame, flagged: DataFrame, drop_rules: list[str], run_id: str) -> DataFrame:
     """Quarantine rows whose reprocessed version now passes every drop rule, marked as released by run_id."""
-    passing = flagged.where(~rejected(drop_rules)).select(*[F.col(f"{RAW}.{k}").alias(k) for k in QUARANTINE_KEYS])
+    passing = flagged.where(~rejected(drop_rules)).select(*QUARANTINE_KEYS)
     released = quarantine.join(passing, on=QUARANTINE_KEYS, how="left_semi")
     return released.withColumn("_released_run_id", F.lit(run_id)).select(*QUARANTINE.fieldNames())

@@ -95,7 +95,7 @@ def _typed_select() -> list[Column]:
         "pickup_date": F.to_date(pickup),
         "_unparsed": unparsed_columns(typed),
     }
-    lineage = ["_corrupt_record", "_source_file", "_source_hash", "_source_month", "_row_number"]
+    lineage = ["_corrupt_record", "_source_file", "_source_hash", "_source_month", "_row_number", "_ingested_at"]
     return [
         *[col.alias(name) for name, col in typed.items()],
         *[col.alias(name) for name, col in derived.items()],
