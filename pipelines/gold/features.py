@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake.catalog import schema_of
+from lake.expressions import reused
 from pipelines.gold import sketch
 from pipelines.schemas import TRIP_FEATURES
 
@@ -33,7 +34,11 @@ PAIR_STATS = schema_of("gold.pair_stats")
 
 def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
     """The table's schema contract: its columns, in order, with their types."""
-    return df.select(*[F.col(field.name).cast(field.dataType).alias(field.name) for field in schema.fields])
+    return df.select(*reused(("gold.conform", schema.simpleString()), lambda: _contract(schema)))
+
+
+def _contract(schema: T.StructType) -> list[Column]:
+    return [F.col(field.name).cast(field.dataType).alias(field.name) for field in schema.fields]
 
 
 def hour_bucket(hours: int = DEFAULT_HOUR_BUCKET_HOURS) -> Column:
@@ -47,20 +52,26 @@ def _in_days(column: str, days: Iterable[date] | None) -> Column:
 
 def _daily_cells(history: DataFrame, hours: int, relative_accuracy: float) -> DataFrame:
     """(pickup_date, pair, hour bucket, kind, bin) -> n: every trip with a known pair, aggregated once."""
+    has_pair, cell = reused(
+        ("gold.daily_cells", hours, relative_accuracy), lambda: _cell_columns(hours, relative_accuracy)
+    )
+    cells = history.where(has_pair).select(*cell)
+    return (
+        cells.where(F.col("e.bin").isNotNull())
+        .groupBy("pickup_date", *PAIR_KEYS, "bucket", "e.kind", "e.bin")
+        .agg(F.count(F.lit(1)).alias("n"))
+    )
+
+
+def _cell_columns(hours: int, relative_accuracy: float) -> tuple[Column, list[Column]]:
     has_pair = F.col("pickup_zone_id").isNotNull() & F.col("dropoff_zone_id").isNotNull()
     entries = F.array(
         F.struct(F.lit(TRIP).alias("kind"), F.lit(0).alias("bin")),
         F.struct(F.lit(DISTANCE).alias("kind"), sketch.bin_of(F.col("trip_distance"), relative_accuracy).alias("bin")),
         F.struct(F.lit(DURATION).alias("kind"), sketch.bin_of(F.col("duration_min"), relative_accuracy).alias("bin")),
     )
-    cells = history.where(has_pair).select(
-        "pickup_date", *PAIR_KEYS, hour_bucket(hours).alias("bucket"), F.explode(entries).alias("e")
-    )
-    return (
-        cells.where(F.col("e.bin").isNotNull())
-        .groupBy("pickup_date", *PAIR_KEYS, "bucket", "e.kind", "e.bin")
-        .agg(F.count(F.lit(1)).alias("n"))
-    )
+    cell = [F.col("pickup_date"), *[F.col(k) for k in PAIR_KEYS], hour_bucket(hours).alias("bucket")]
+    return has_pair, [*cell, F.explode(entries).alias("e")]
 
 
 def _window_histograms(
@@ -72,7 +83,17 @@ def _window_histograms(
 
     Counts are window sums of daily sums; entries are the days' entry arrays concatenated, then sorted once.
     """
-    named = {**(counted or {}), **kinds}
+    key = ("gold.window", tuple(keys), window_days, tuple(kinds.items()), tuple((counted or {}).items()))
+    daily, window = reused(key, lambda: _window_columns(keys, window_days, kinds, counted or {}))
+    per_day = cells.groupBy("pickup_date", *keys).agg(*daily)
+    return per_day.select("pickup_date", *keys, *window)
+
+
+def _window_columns(
+    keys: list[str], window_days: int, kinds: dict[str, int], counted: dict[str, int]
+) -> tuple[list[Column], list[Column]]:
+    """_window_histograms' per-day aggregates and trailing-window columns."""
+    named = {**counted, **kinds}
     daily = []
     for name, kind in named.items():
         of_kind = F.col("kind") == kind
@@ -80,7 +101,6 @@ def _window_histograms(
         if name in kinds:
             entries = F.collect_list(F.when(of_kind, sketch.entry(F.col("bin"), F.col("n"))))
             daily.append(entries.alias(f"{name}_day"))
-    per_day = cells.groupBy("pickup_date", *keys).agg(*daily)
     trailing = Window.partitionBy(*keys).orderBy(F.unix_date("pickup_date")).rangeBetween(-window_days, -1)
     window = []
     for name in named:
@@ -88,11 +108,13 @@ def _window_histograms(
         if name in kinds:
             merged = F.flatten(F.collect_list(f"{name}_day").over(trailing))
             window.append(F.sort_array(merged).alias(f"{name}_entries"))
-    return per_day.select("pickup_date", *keys, *window)
+    return daily, window
 
 
 def _median(name: str, relative_accuracy: float) -> Column:
-    return sketch.median(F.col(f"{name}_entries"), F.col(f"{name}_n"), relative_accuracy)
+    """The median of the window's `<name>` histogram (built once per name and accuracy: ~1,200 Py4J calls)."""
+    key = ("gold.median", name, relative_accuracy)
+    return reused(key, lambda: sketch.median(F.col(f"{name}_entries"), F.col(f"{name}_n"), relative_accuracy))
 
 
 def pair_stats(
