@@ -52,9 +52,14 @@ def test_run_logs_inputs_pinned_to_their_delta_version(trained):
     assert run.data.tags[f"input.{FEATURES_TABLE}.path"] == lake.path(FEATURES_TABLE)
     contexts = sorted(tag.value for d in run.inputs.dataset_inputs for tag in d.tags)
     assert contexts == ["testing", "training"]
+    features = lake.read(FEATURES_TABLE)
+    tested = [features.where(F.col("pickup_date").between(w.test_from, w.test_to)).count() for w in WINDOWS]
+    expected_rows = {"training": features.count(), "testing": sum(tested)}  # every label is inside the bounds
     for dataset_input in run.inputs.dataset_inputs:
         source = json.loads(dataset_input.dataset.source)
         assert source == {"path": lake.path(FEATURES_TABLE), "delta_table_version": "0"}
+        context = dataset_input.tags[0].value
+        assert json.loads(dataset_input.dataset.profile) == {"approx_count": expected_rows[context]}
 
 
 def test_each_window_trains_on_every_earlier_day_and_tests_on_its_days(trained):

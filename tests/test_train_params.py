@@ -13,7 +13,7 @@ from lake.config import DEFAULT_CONF_DIR
 from lake.errors import ConfigError, StageError
 from pipelines.train.model import fit_preparation, frequent_categories
 from pipelines.train.params import ModelParams
-from pipelines.train.windows import Window, choose_windows, hygiene_counts, train_rows
+from pipelines.train.windows import Window, choose_windows, hygiene_counts, test_span, train_rows
 
 D = dt.date
 DAYS_SCHEMA = T.StructType([T.StructField("trip_key", T.StringType()), T.StructField("pickup_date", T.DateType())])
@@ -138,3 +138,10 @@ def test_categories_rarer_than_min_category_rows_join_unknown_in_the_fitted_prep
     assert [r.zone_cat for r in fit_preparation(train, everything).transform(serving).collect()] == [
         "7", "9", "42", "unknown"
     ]  # fmt: skip
+
+
+def test_the_testing_dataset_holds_the_windows_days_and_not_a_skipped_month(spark):
+    days = [D(2019, 1, 15), D(2019, 2, 15), D(2019, 3, 15), D(2019, 4, 15)]
+    rows = spark.createDataFrame([(f"t{n}", day) for n, day in enumerate(days)], DAYS_SCHEMA)
+    windows = [Window(D(2019, 2, 1), D(2019, 2, 28)), Window(D(2019, 4, 1), D(2019, 4, 30))]  # March: too few rows
+    assert sorted(row.trip_key for row in test_span(rows, windows).collect()) == ["t1", "t3"]

@@ -91,6 +91,11 @@ class Evaluation:
         return sum(w.train_rows for w in self.windows)
 
     @property
+    def test_rows(self) -> int:
+        """Rows tested over all windows (they never overlap): the rows of test_span."""
+        return sum(w.test_rows for w in self.windows)
+
+    @property
     def fit_seconds(self) -> float:
         return sum(w.fit_seconds for w in self.windows)
 

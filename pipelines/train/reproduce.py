@@ -93,7 +93,7 @@ def reproduce_run(lake: Lake, tracking: Tracking, source_run_id: str, run_id: st
     try:
         with mlflow.start_run(experiment_id=tracking.experiment_id, run_name=run_id) as run:
             mlflow.set_tags({"stage_run_id": run_id, "reproduces": source_run_id, "reproduced": str(matched).lower()})
-            log_delta_input(lake, FEATURES_TABLE, version, test_span(rows, windows), context="testing")
+            log_delta_input(lake, FEATURES_TABLE, version, test_span(rows, windows), "testing", evaluation.test_rows)
             log_run(evaluation, params, hygiene_counts(rows, params))
             mlflow.log_metric("reproduction_max_abs_diff", max(differences.values()))
     finally:

@@ -69,8 +69,9 @@ def run_train(
             evaluation = evaluate_windows(rows, windows, params)
             final = fit_final(rows, params)
             hygiene = hygiene_counts(rows, params)
-            log_delta_input(lake, FEATURES_TABLE, version, rows.where(in_bounds(params)), context="training")
-            log_delta_input(lake, FEATURES_TABLE, version, test_span(rows, windows), context="testing")
+            training, testing = rows.where(in_bounds(params)), test_span(rows, windows)
+            log_delta_input(lake, FEATURES_TABLE, version, training, "training", final.rows)
+            log_delta_input(lake, FEATURES_TABLE, version, testing, "testing", evaluation.test_rows)
             log_run(evaluation, params, hygiene, final)
             model_uri = log_model(final, rows, params)
             new_score = evaluation.summary[MODEL][DECISION_METRIC]
@@ -92,7 +93,7 @@ def run_train(
             "excluded_under_floor": hygiene["under_floor"],
             "excluded_over_cap": hygiene["over_cap"],
             "windows": len(windows),
-            "test_rows": sum(w.test_rows for w in evaluation.windows),
+            "test_rows": evaluation.test_rows,
         },
         versions={FEATURES_TABLE: version},
         details={
