@@ -1,4 +1,5 @@
-"""Servers the scale-out tests start on 127.0.0.1 (a shared MLflow tracking server) and how they wait for one."""
+"""Servers the scale-out tests start on 127.0.0.1 (an MLflow tracking server, moto's S3 server) and how they wait for
+one."""
 
 from __future__ import annotations
 
@@ -10,11 +11,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
 from lake.standalone import free_port
 
 START_SECONDS = 120
+S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "lake-test-key", "AWS_SECRET_ACCESS_KEY": "lake-test-secret"}
+S3_REGION = "us-east-1"
 
 
 def wait_until_up(
@@ -55,3 +60,32 @@ def mlflow_server(folder: Path, artifacts: str, env: dict[str, str] | None = Non
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextmanager
+def moto_s3(folder: Path, bucket: str) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (a process of its own: delta-rs calls hold this process's GIL) with one empty
+    bucket; yields its endpoint. The credentials (S3_CREDENTIALS) are in os.environ while it is up, in no file:
+    processes started meanwhile (Spark workers and their executors, servers, drivers) inherit them."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = folder / "moto.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name, value in S3_CREDENTIALS.items():
+                patch.setenv(name, value)
+            client = boto3.client("s3", endpoint_url=endpoint, region_name=S3_REGION)
+            wait_until_up(lambda: client.create_bucket(Bucket=bucket), server, log, "moto", (EndpointConnectionError,))
+            yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def bucket_keys(endpoint: str, bucket: str, prefix: str = "") -> list[str]:
+    """Every object key under prefix (all pages: a listing returns at most 1,000 keys)."""
+    pages = boto3.client("s3", endpoint_url=endpoint, region_name=S3_REGION).get_paginator("list_objects_v2")
+    return [item["Key"] for page in pages.paginate(Bucket=bucket, Prefix=prefix) for item in page.get("Contents", [])]

@@ -1,27 +1,40 @@
-"""The pipeline on a Spark standalone cluster by configuration only: a master and two workers on 127.0.0.1 (started
-from the installed pyspark), a shared MLflow tracking server, `SPARK_MASTER=spark://...`,
-`MLFLOW_TRACKING_URI=http://...` and `lake run daily` on three real months; every table it writes equals what the
-same stages wrote on `local[2]` in two incremental runs (the suite's real-sample lake), and the model, its metrics
-and the champion alias are on the server."""
+"""The product's claim in one run: the pipeline on a Spark cluster over object storage, unchanged but for
+configuration. Started on 127.0.0.1: a Spark standalone master and two workers (from the installed pyspark), moto's S3
+server with one bucket, and an MLflow tracking server whose artifact store is in that bucket. `lake run daily` on three
+real months runs in a process of its own with settings from environment variables (SPARK_MASTER,
+MLFLOW_TRACKING_URI, LAKE_ROOT=s3a://..., the credentials) and a copy of conf/ (LAKE_CONF_DIR) whose test.yaml adds
+the S3A JARs of conf/cluster.yaml, the endpoint and the fast path's storage options.
+
+Compared: every table it writes in the bucket equals, by row count and an order-independent checksum (both lakes read
+with deltalake, hashed by DuckDB), what the same stages wrote on `local[2]` into a folder in two incremental runs (the
+suite's real-sample lake); the model scored the same trips; the fast query path reads the bucket and agrees with
+Spark on the local lake; `lake doctor`'s table and accounting checks pass on the bucket; the run, its metrics, its
+pinned input version and the champion are on the server, the model's artifacts in the bucket."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
-from pyspark.sql import functions as F
-from servers import mlflow_server
-from test_train_support import make_lake, write_params
+from servers import S3_CREDENTIALS, S3_REGION, bucket_keys, mlflow_server, moto_s3
+from test_train_support import write_params
 
-from lake import Lake
+from lake import Lake, load_conf
+from lake.doctor import OK, check_accounting, check_table, open_delta
+from lake.query import comparable, run_query
 from lake.standalone import StandaloneCluster
 
 PROJECT = Path(__file__).resolve().parents[1]
+BUCKET, PREFIX, ARTIFACTS = "taxi-lake", "prod/lake", "mlflow"
+ROOT = f"s3a://{BUCKET}/{PREFIX}"
 COMPARED = (
     "bronze.trips",
     "silver.trips",
@@ -32,14 +45,47 @@ COMPARED = (
     "gold.pair_stats",
 )
 VOLATILE = ("run_id", "_at")  # run ids and wall-clock stamps differ between any two runs
+SQL = "SELECT count(*) AS days, sum(trips) AS trips, round(sum(revenue), 2) AS revenue FROM gold.zone_daily"
+
+
+def object_store_conf(endpoint: str) -> dict[str, dict]:
+    """What the run's conf/test.yaml gains (sections merged): everything but the root and the credentials that
+    differs from a local lake."""
+    return {
+        # hadoop-aws matching pyspark's Hadoop and the AWS SDK it was built on, as the shipped cluster example has them
+        "spark": {
+            "jar_packages": load_conf("cluster", conf_dir=PROJECT / "conf").get("spark.jar_packages"),
+            "extra": {
+                "spark.hadoop.fs.s3a.endpoint": endpoint,
+                "spark.hadoop.fs.s3a.endpoint.region": S3_REGION,
+                "spark.hadoop.fs.s3a.path.style.access": "true",
+                "spark.hadoop.fs.s3a.connection.ssl.enabled": "false",
+            },
+        },
+        "lake": {"storage_options": {"AWS_ENDPOINT_URL": endpoint, "AWS_REGION": S3_REGION, "AWS_ALLOW_HTTP": "true"}},
+        "silver": {"data_docs": False},
+    }
 
 
 def fingerprint(lake: Lake, table: str) -> tuple:
-    """Row count and an order-independent checksum of every column but run ids and timestamps of the run."""
-    frame = lake.read(table)
-    columns = sorted(c for c in frame.columns if not c.endswith(VOLATILE))
-    row_hash = F.xxhash64(*[F.coalesce(F.col(c).cast("string"), F.lit("\u2400")) for c in columns])
-    return (columns, *frame.agg(F.count(F.lit(1)), F.sum(row_hash.cast("decimal(38,0)"))).first())
+    """Columns, row count and an order-independent checksum of every column but run ids and timestamps of the run.
+    The table is read with deltalake (a bucket or a folder alike, same types); DuckDB's hash of a NULL is a value of
+    its own, and a row's hash depends on its columns' order (sorted)."""
+    delta = open_delta(lake, lake.path(table))
+    assert delta is not None, f"{table}: no Delta table at {lake.path(table)}"
+    data = delta.to_pyarrow_dataset().to_table()
+    columns = sorted(c for c in data.column_names if not c.endswith(VOLATILE))
+    row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
+    with duckdb.connect() as connection:
+        connection.register("data", data)
+        count, checksum = connection.execute(f"SELECT count(*), sum({row_hash}::HUGEINT) FROM data").fetchone()
+    return columns, count, checksum
+
+
+def scored_trips(lake: Lake) -> list[str]:
+    predictions = open_delta(lake, lake.path("gold.trip_predictions"))
+    assert predictions is not None
+    return sorted(predictions.to_pyarrow_dataset().to_table(columns=["trip_key"])["trip_key"].to_pylist())
 
 
 @pytest.fixture(scope="module")
@@ -53,31 +99,57 @@ def params(tmp_path_factory) -> Path:
     """A smaller model than the local lake's: the tables compared do not depend on it, and the model is compared
     by the trips it scored."""
     return write_params(
-        tmp_path_factory.mktemp("cluster-conf"),
+        tmp_path_factory.mktemp("cluster-model"),
         regressor={"type": "gbt", "params": {"maxIter": 5, "maxDepth": 3, "maxBins": 270}},
         split={"windows": 2, "window": "month", "test_days": 14, "min_train_rows": 300, "min_test_rows": 100},
     )
 
 
 @pytest.fixture(scope="module")
-def shared_mlflow(tmp_path_factory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("mlflow-server")
-    with mlflow_server(folder, str(folder / "artifacts")) as url:
+def s3(tmp_path_factory) -> Iterator[str]:
+    """moto's S3 endpoint with an empty bucket; the credentials are in os.environ while this module runs."""
+    with moto_s3(tmp_path_factory.mktemp("moto"), BUCKET) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def tracking(s3, tmp_path_factory) -> Iterator[str]:
+    """An MLflow server whose artifact store is s3://<bucket>/mlflow (credentials from its environment); clients
+    upload and download through it."""
+    env = {**os.environ, "MLFLOW_S3_ENDPOINT_URL": s3}
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server"), f"s3://{BUCKET}/{ARTIFACTS}", env) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-def on_cluster(landing, params, shared_mlflow, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, dict]:
-    """`lake run daily` in its own process against a 2-worker standalone cluster and the MLflow server; returns the
-    lake root, the run and the master's record of the applications it served."""
-    root = tmp_path_factory.mktemp("cluster") / "lake"
-    with StandaloneCluster(workers=2, cores=1, memory="1g", log_dir=str(root.parent / "logs")) as cluster:
+def conf_dir(s3, tmp_path_factory) -> Path:
+    """conf/ as shipped, its test.yaml with object_store_conf merged in."""
+    workdir = tmp_path_factory.mktemp("cluster-workdir")
+    folder = workdir / "conf"
+    shutil.copytree(PROJECT / "conf", folder)
+    (workdir / "data").symlink_to(PROJECT / "data")  # conf paths are relative to the folder holding conf/
+    settings = yaml.safe_load((folder / "test.yaml").read_text())
+    for section, values in object_store_conf(s3).items():
+        settings.setdefault(section, {}).update(values)
+    (folder / "test.yaml").write_text(yaml.safe_dump(settings))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def on_cluster(landing, params, s3, tracking, conf_dir) -> tuple[subprocess.CompletedProcess, dict]:
+    """`lake run daily` in its own process against a 2-worker standalone cluster, the bucket and the MLflow server;
+    returns the run and the master's record of the applications it served. The cluster starts while the credentials
+    are in the environment: its workers, and the executors they launch, inherit them (no key is in Spark's conf)."""
+    assert all(os.environ.get(name) == value for name, value in S3_CREDENTIALS.items())
+    logs = conf_dir.parent / "spark-logs"
+    with StandaloneCluster(workers=2, cores=1, memory="1g", log_dir=str(logs)) as cluster:
         env = {
             **os.environ,
             "SPARK_MASTER": cluster.url,  # the only changes from a local run: configuration
-            "MLFLOW_TRACKING_URI": shared_mlflow,
+            "MLFLOW_TRACKING_URI": tracking,
             "LAKE_ENV": "test",
-            "LAKE_ROOT": str(root),
+            "LAKE_CONF_DIR": str(conf_dir),
+            "LAKE_ROOT": ROOT,
             "LAKE_MODEL_PARAMS": str(params),
             "SPARK_LOCAL_IP": "127.0.0.1",
             "PYSPARK_PYTHON": sys.executable,
@@ -86,21 +158,30 @@ def on_cluster(landing, params, shared_mlflow, tmp_path_factory) -> tuple[Path, 
         command = [sys.executable, "-m", "cli.main", "run", "daily", "--landing", str(landing), "--date", "2019-04-01"]
         done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1200)
         status = cluster.status()
-    assert done.returncode == 0, done.stderr[-3000:]
-    return root, done, status
+    for copy in logs.glob("worker-*/app-*/*/*.jar"):  # the executors' copies of spark.jars (1.3 GB); logs stay
+        copy.unlink()
+    assert done.returncode == 0, f"{done.stderr[-3000:]}\n(Spark master and worker logs in {logs})"
+    return done, status
+
+
+@pytest.fixture(scope="module")
+def cluster_lake(on_cluster, conf_dir) -> Lake:
+    """The bucket's lake as the run configured it; read here with deltalake only (this process's Spark session has
+    no S3A JARs)."""
+    return Lake(load_conf("test", overrides={"lake.root": ROOT}, conf_dir=conf_dir))
 
 
 @pytest.fixture(scope="module")
 def on_local(real_sample_lake) -> Lake:
-    """The same files through the same stages in the suite's local[2] session: the real-sample lake, which ingested
-    January first and February + March in a second run (the cluster lands all three in one daily run)."""
+    """The same files through the same stages in the suite's local[2] session into a folder: the real-sample lake,
+    which ingested January first and February + March in a second run (the cluster lands all three in one run)."""
     return real_sample_lake.lake
 
 
 @pytest.mark.cluster
 @pytest.mark.integration
 def test_the_cluster_ran_the_work_on_its_two_workers(on_cluster):
-    _, done, status = on_cluster
+    done, status = on_cluster
     apps = status["completedapps"] + status["activeapps"]
     assert [app["name"] for app in apps] == ["taxi-lakehouse"]  # the daily run's one session ran on the cluster
     assert apps[0]["cores"] == 2 and len(status["workers"]) == 2
@@ -109,10 +190,18 @@ def test_the_cluster_ran_the_work_on_its_two_workers(on_cluster):
 
 @pytest.mark.cluster
 @pytest.mark.integration
+def test_spark_wrote_every_layer_into_the_bucket(s3, on_cluster):
+    keys = bucket_keys(s3, BUCKET, f"{PREFIX}/")
+    for table in (*COMPARED, "gold.trip_predictions"):
+        folder = f"{PREFIX}/{table.replace('.', '/')}/"
+        assert f"{folder}_delta_log/00000000000000000000.json" in keys, table
+        assert any(key.startswith(folder) and key.endswith(".parquet") for key in keys), table
+
+
+@pytest.mark.cluster
+@pytest.mark.integration
 @pytest.mark.parametrize("table", COMPARED)
-def test_every_table_equals_the_local_run(on_cluster, on_local, spark, params, table):
-    root, _, _ = on_cluster
-    cluster_lake = make_lake(spark, root, params)  # read back through the local session: same files, any engine
+def test_every_table_equals_the_local_run(cluster_lake, on_local, table):
     expected = fingerprint(on_local, table)
     assert expected[1] > 0
     assert fingerprint(cluster_lake, table) == expected
@@ -120,22 +209,47 @@ def test_every_table_equals_the_local_run(on_cluster, on_local, spark, params, t
 
 @pytest.mark.cluster
 @pytest.mark.integration
-def test_the_model_trained_and_scored_the_same_trips(on_cluster, on_local, spark, params):
-    root, _, _ = on_cluster
-    cluster_lake = make_lake(spark, root, params)
-    keys = [lake.read("gold.trip_predictions").select("trip_key") for lake in (cluster_lake, on_local)]
-    assert keys[0].count() == keys[1].count() > 0
-    assert keys[0].exceptAll(keys[1]).isEmpty()
+def test_the_model_trained_and_scored_the_same_trips(cluster_lake, on_local):
+    scored = scored_trips(cluster_lake)
+    assert len(scored) > 0 and scored == scored_trips(on_local)
 
 
 @pytest.mark.cluster
 @pytest.mark.integration
-def test_the_run_the_model_and_the_champion_are_on_the_shared_mlflow_server(on_cluster, shared_mlflow, tmp_path):
-    client = MlflowClient(tracking_uri=shared_mlflow, registry_uri=shared_mlflow)  # not the process-wide registry
+def test_the_fast_path_reads_the_bucket_and_agrees_with_spark(cluster_lake, on_local):
+    fast = run_query(cluster_lake, SQL, engine="fast")
+    assert fast.engine == "fast"
+    _, rows = comparable(fast.table)
+    assert rows[0][0] > 0
+    assert comparable(fast.table) == comparable(run_query(on_local, SQL, engine="spark").table)
+
+
+@pytest.mark.cluster
+@pytest.mark.integration
+def test_lake_doctor_reads_the_tables_and_the_accounting_in_the_bucket(cluster_lake, landing):
+    for table in ("bronze.trips", "silver.trips", "gold.zone_daily"):
+        check = check_table(cluster_lake, table)
+        assert check.status == OK, check.detail
+    landed = sum(len(path.read_text().splitlines()) - 1 for path in landing.glob("*.csv"))  # header lines off
+    accounting = check_accounting(cluster_lake)
+    assert accounting.status == OK and f") {landed} = silver.trips" in accounting.detail, accounting.detail
+
+
+@pytest.mark.cluster
+@pytest.mark.integration
+def test_the_run_the_model_and_the_champion_are_on_the_server_with_the_artifacts_in_the_bucket(
+    on_cluster, tracking, s3, tmp_path
+):
+    done, _ = on_cluster
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)  # not the process-wide registry
     champion = client.get_model_version_by_alias("trip_duration", "champion")
     run = client.get_run(champion.run_id)
+    assert f"`{run.data.tags['stage_run_id']}`" in done.stdout  # the daily run's training made the champion
     assert run.info.status == "FINISHED" and run.data.metrics["train_rows"] > 0
     assert run.data.metrics["test_rmse_mean"] > 0
     assert run.data.tags["input.gold.trip_features.version"].isdigit()  # pinned to the Delta version it read
+    assert run.data.tags["input.gold.trip_features.path"].startswith(f"s3a://{BUCKET}/")
     downloaded = Path(client.download_artifacts(champion.run_id, "", str(tmp_path)))  # through the server's proxy
     assert any(downloaded.rglob("MLmodel"))
+    keys = bucket_keys(s3, BUCKET, f"{ARTIFACTS}/")
+    assert any(key.endswith("/MLmodel") for key in keys), keys[:20]
