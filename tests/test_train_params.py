@@ -11,9 +11,10 @@ from pyspark.sql import types as T
 
 from lake.config import DEFAULT_CONF_DIR
 from lake.errors import ConfigError, StageError
+from pipelines.train import windows as train_windows
 from pipelines.train.model import fit_preparation, frequent_categories
 from pipelines.train.params import ModelParams
-from pipelines.train.windows import Window, choose_windows, hygiene_counts, test_span, train_rows
+from pipelines.train.windows import Window, choose_windows, hygiene_counts, train_rows
 
 D = dt.date
 DAYS_SCHEMA = T.StructType([T.StructField("trip_key", T.StringType()), T.StructField("pickup_date", T.DateType())])
@@ -144,4 +145,4 @@ def test_the_testing_dataset_holds_the_windows_days_and_not_a_skipped_month(spar
     days = [D(2019, 1, 15), D(2019, 2, 15), D(2019, 3, 15), D(2019, 4, 15)]
     rows = spark.createDataFrame([(f"t{n}", day) for n, day in enumerate(days)], DAYS_SCHEMA)
     windows = [Window(D(2019, 2, 1), D(2019, 2, 28)), Window(D(2019, 4, 1), D(2019, 4, 30))]  # March: too few rows
-    assert sorted(row.trip_key for row in test_span(rows, windows).collect()) == ["t1", "t3"]
+    assert sorted(row.trip_key for row in train_windows.test_span(rows, windows).collect()) == ["t1", "t3"]
