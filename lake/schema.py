@@ -77,6 +77,15 @@ def conform(df: DataFrame, schema: T.StructType, table: str = "") -> DataFrame:
     return df.select(*reused(key, lambda: _conformed(schema, types)))
 
 
+def contract_columns(schema: T.StructType) -> list[Column]:
+    """The contract's columns, in order, each cast to its type: the select list that states a table's schema over a
+    frame holding those columns and maybe more (built once per schema and Spark context)."""
+    return reused(
+        ("contract", schema.simpleString()),
+        lambda: [F.col(f"`{field.name}`").cast(field.dataType).alias(field.name) for field in schema.fields],
+    )
+
+
 def _conformed(schema: T.StructType, types: dict[str, str]) -> list[Column]:
     return [
         F.col(f"`{field.name}`")

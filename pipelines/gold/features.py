@@ -16,6 +16,7 @@ from pyspark.sql import types as T
 
 from lake.catalog import schema_of
 from lake.expressions import reused
+from lake.schema import contract_columns
 from pipelines.gold import sketch
 from pipelines.schemas import TRIP_FEATURES
 
@@ -34,11 +35,7 @@ PAIR_STATS = schema_of("gold.pair_stats")
 
 def conform(df: DataFrame, schema: T.StructType) -> DataFrame:
     """The table's schema contract: its columns, in order, with their types."""
-    return df.select(*reused(("gold.conform", schema.simpleString()), lambda: _contract(schema)))
-
-
-def _contract(schema: T.StructType) -> list[Column]:
-    return [F.col(field.name).cast(field.dataType).alias(field.name) for field in schema.fields]
+    return df.select(*contract_columns(schema))
 
 
 def hour_bucket(hours: int = DEFAULT_HOUR_BUCKET_HOURS) -> Column:

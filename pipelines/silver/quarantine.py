@@ -8,6 +8,7 @@ from pyspark.sql import types as T
 
 from lake.catalog import schema_of
 from lake.expressions import reused
+from lake.schema import contract_columns
 from pipelines.schemas import BRONZE_TRIPS
 from pipelines.silver.transform import RAW
 
@@ -47,11 +48,7 @@ def quarantine_rows(flagged: DataFrame, drop_rules: list[str], warn_rules: list[
         F.current_timestamp().alias("_quarantined_at"),
         F.lit(None).cast(T.StringType()).alias("_released_run_id"),
     )
-    return rows.select(*reused("silver.quarantine_contract", _contract))
-
-
-def _contract() -> list[Column]:
-    return [F.col(f.name).cast(f.dataType) for f in QUARANTINE.fields]
+    return rows.select(*contract_columns(QUARANTINE))
 
 
 def open_rows(quarantine: DataFrame) -> DataFrame:

@@ -8,6 +8,7 @@ from pyspark.sql import types as T
 
 from lake.catalog import schema_of
 from lake.expressions import reused
+from lake.schema import contract_columns
 from pipelines.schemas import BRONZE_TRIPS, RAW_TRIP_COLUMNS, SILVER_TRIPS
 from pipelines.timestamps import parse_tlc_timestamp
 
@@ -149,9 +150,7 @@ def dedupe(trips: DataFrame) -> DataFrame:
 def to_silver(trips: DataFrame, run_id: str) -> DataFrame:
     """The silver.trips contract (pipelines.schemas.SILVER_TRIPS)."""
     with_run = trips.withColumn("_silver_run_id", F.lit(run_id))
-    return with_run.select(
-        *reused("silver.trips_contract", lambda: [F.col(f.name).cast(f.dataType) for f in SILVER_TRIPS.fields])
-    )
+    return with_run.select(*contract_columns(SILVER_TRIPS))
 
 
 def _first_rank() -> Column:
