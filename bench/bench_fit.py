@@ -26,14 +26,18 @@ from pipelines.train.params import load_params  # noqa: E402
 from pipelines.train.windows import labelled, train_rows  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "fit.md"
+SHOWN = ("maxIter", "maxDepth", "stepSize", "maxBins", "featureSubsetStrategy")
 
 
-def parse_variant(text: str) -> dict[str, float | int]:
-    """ "maxIter=40,stepSize=0.25" -> {"maxIter": 40, "stepSize": 0.25}."""
-    changes: dict[str, float | int] = {}
+STRING_PARAMS = {"featureSubsetStrategy", "lossType", "impurity"}
+
+
+def parse_variant(text: str) -> dict[str, float | int | str]:
+    """ "maxIter=40,stepSize=0.25" -> {"maxIter": 40, "stepSize": 0.25}; string parameters stay strings."""
+    changes: dict[str, float | int | str] = {}
     for item in filter(None, text.split(",")):
         key, value = item.split("=", 1)
-        changes[key] = float(value) if "." in value else int(value)
+        changes[key] = value if key in STRING_PARAMS else float(value) if "." in value else int(value)
     return changes
 
 
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         regressor.fit(assembled)
         seconds = time.perf_counter() - started
-        shown = {name: regressor.getOrDefault(name) for name in ("maxIter", "maxDepth", "stepSize", "maxBins")}
+        shown = {name: regressor.getOrDefault(name) for name in SHOWN}
         label = "as shipped (conf/model.yaml)" if not changes else f"changed: {changes}"
         lines.append(f"| {label} | {shown} | {seconds:.1f} | {rows / seconds:,.0f} |")
         print(lines[-1], f"load {os.getloadavg()[0]:.1f}", flush=True)
