@@ -11,10 +11,11 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from lake import Lake, load_conf
-from pipelines.common import ExpectationFailed, StageError
+from pipelines.common import ExpectationFailed, StageError, materialize
 from pipelines.schemas import BRONZE_TRIPS, SILVER_TRIPS
 from pipelines.silver import run_silver
-from pipelines.silver.transform import add_trip_key, dedupe, type_trips
+from pipelines.silver.dedupe import BROADCAST_ROWS, later_copies
+from pipelines.silver.transform import ROW_ID, add_trip_key, type_trips, with_row_ids
 
 GOOD = {
     "taxi_type": "yellow",
@@ -116,13 +117,17 @@ def test_typing_parses_values_and_names_what_did_not_parse(spark):
 
 
 def test_trip_key_ignores_metadata_and_dedupe_keeps_the_first_row(spark):
-    first = bronze_rows(spark, [GOOD, GOOD | {"fare_amount": "7.0"}], "b.csv")
+    first = bronze_rows(spark, [GOOD, GOOD | {"fare_amount": "7.0"}, GOOD], "b.csv")
     second = bronze_rows(spark, [GOOD], "a.csv", run_id="another-run").withColumn("_row_number", F.lit(9).cast("long"))
-    keyed = add_trip_key(type_trips(first.unionByName(second)))
-    keys = {(r._source_file, r._row_number): r.trip_key for r in keyed.collect()}
-    assert keys[("a.csv", 9)] == keys[("b.csv", 1)] != keys[("b.csv", 2)]
-    kept = {(r._source_file, r._row_number) for r in dedupe(keyed).collect()}
-    assert kept == {("a.csv", 9), ("b.csv", 2)}
+    keyed = materialize(with_row_ids(add_trip_key(type_trips(first.unionByName(second)))))
+    rows = keyed.collect()
+    keys = {(r._source_file, r._row_number): r.trip_key for r in rows}
+    assert keys[("a.csv", 9)] == keys[("b.csv", 1)] == keys[("b.csv", 3)] != keys[("b.csv", 2)]
+    assert len({r[ROW_ID] for r in rows}) == 4
+    for broadcast_rows in (BROADCAST_ROWS, 0):  # the repeated keys broadcast to the batch, or shuffled with it
+        later = {r[ROW_ID] for r in later_copies(keyed, broadcast_rows).collect()}
+        kept = {(r._source_file, r._row_number) for r in rows if r[ROW_ID] not in later}
+        assert kept == {("a.csv", 9), ("b.csv", 2)}, broadcast_rows
 
 
 def test_first_run_accounts_for_every_bronze_row(scenario):

@@ -1,4 +1,4 @@
-"""build_silver: a bronze batch -> silver trips, quarantine rows and the per-rule counts. No Lake, no writes."""
+"""build_silver: a bronze batch -> passing rows, quarantine rows and the per-rule counts. No Lake, no writes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lake.expressions import reused
 from pipelines.common import materialize
 from pipelines.rules import Rule, signature, violations
 from pipelines.silver import quarantine as q
-from pipelines.silver.transform import RAW, dedupe, prepare_batch, to_silver
+from pipelines.silver.transform import RAW, prepare_batch, with_row_ids
 
 
 def file_identity(source_file: str | None) -> str | None:
@@ -104,18 +104,19 @@ def file_versions(flagged: DataFrame) -> list[FileVersion]:
 def build_silver(
     bronze: DataFrame, zones: DataFrame, rules: list[Rule], run_id: str, supersede: bool = True
 ) -> tuple[DataFrame, DataFrame, BatchStats]:
-    """bronze.trips rows -> (silver.trips rows, silver.quarantine rows, stats).
+    """bronze.trips rows -> (passing rows, silver.quarantine rows, stats).
 
     Rules must be bound (`Rule.bound`). With `supersede`, rows of an older version of a file (same base name,
-    another content hash, ingested earlier) are left out when the batch holds a newer one. Trips are deduplicated
-    by trip_key within the batch; whether silver already has them is the writer's business. The typed batch is
-    persisted once (rules, GE and both outputs read it), with the raw text (`_raw`) only on rows a drop rule rejects:
-    call `stats.release()` when done.
+    another content hash, ingested earlier) are left out when the batch holds a newer one. The passing rows are the
+    typed batch's rows no drop rule rejects, each with its ROW_ID; deduplicating them by trip_key and leaving out the
+    trips silver already has is the writer's plan (pipelines.silver.write). The typed batch is materialized once
+    (rules, GE and both outputs read it), with the raw text (`_raw`) only on rows a drop rule rejects: call
+    `stats.release()` when done.
     """
     drop_rules = [r.name for r in rules if r.action == "drop"]
     warn_rules = [r.name for r in rules if r.action == "warn"]
     flagged = prepare_batch(bronze, zones).withColumn(q.VIOLATIONS, violations(rules))
-    flagged = materialize(flagged.withColumn(RAW, q.raw_if_rejected(drop_rules)))
+    flagged = materialize(with_row_ids(flagged.withColumn(RAW, q.raw_if_rejected(drop_rules))))
     files = file_versions(flagged)
     newest = {v.source_hash for v in newest_versions(files).values()} if supersede else None
     old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest})
@@ -124,6 +125,6 @@ def build_silver(
     superseded = sum(v.rows for v in files if v.source_hash in old)
     rows = sum(v.rows for v in files)
     stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, old, kept)
-    trips = to_silver(dedupe(kept.where(~q.rejected(drop_rules))), run_id)
+    passing = kept.where(~q.rejected(drop_rules))
     quarantine = q.quarantine_rows(kept, drop_rules, warn_rules, run_id)
-    return trips, quarantine, stats
+    return passing, quarantine, stats

@@ -160,7 +160,7 @@ def run_silver(
     read = source.rows.count()  # what the change feed (or the quarantine) gave, counted once at the read
     phases["read_count"] = time.perf_counter() - mark
     say(f"read {read:,} rows ({mode})")
-    trips, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede)
+    passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede)
     write_plan = None
     try:
         phases["build"] = time.perf_counter() - mark - phases["read_count"]
@@ -175,7 +175,7 @@ def run_silver(
             drop_rules = [r.name for r in rules if r.action == "drop"]
             released = q.released_rows(source.quarantine_snapshot, stats.flagged, drop_rules, run_id)
             rejected = released.unionByName(rejected)
-        write_plan = w.plan(lake, trips, rejected, stats, retire, reprocess_quarantine)
+        write_plan = w.plan(lake, passing, rejected, stats, retire, reprocess_quarantine, run_id)
         counts = accounting.counts(read, stats, write_plan.expected)
         result.counts, result.details["retired_hashes"] = counts, retire
         phases["plan"] = time.perf_counter() - mark

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -24,6 +24,7 @@ SECONDS_PER_MINUTE = 60.0
 KEY_SEPARATOR = "\u001f"  # unit separator: cannot occur in a typed value
 NULL_MARK = "\u2205"  # stands for a null value inside the trip key, so (null, "") and ("", null) differ
 RAW = "_raw"  # struct of every bronze column of the row, as read: quarantine keeps it verbatim
+ROW_ID = "_batch_row"  # a row's number in the materialized batch: how deduplication names the rows it drops
 
 # The trip values a trip key is made of: what identifies a trip, not where or when it was ingested.
 TRIP_KEY_COLUMNS = [
@@ -141,21 +142,15 @@ def prepare_batch(bronze: DataFrame, zones: DataFrame) -> DataFrame:
     return add_trip_key(add_zones(type_trips(bronze), zones))
 
 
-def dedupe(trips: DataFrame) -> DataFrame:
-    """One row per trip_key: the first by (_source_file, _row_number), so the choice is deterministic."""
-    ranked = trips.withColumn("_rank", reused("silver.dedupe_rank", _first_rank))
-    return ranked.where(F.col("_rank") == 1).drop("_rank")
+def with_row_ids(batch: DataFrame) -> DataFrame:
+    """ROW_ID: a number unique to each row of a batch; stable once the batch is materialized."""
+    return batch.withColumn(ROW_ID, F.monotonically_increasing_id())
 
 
 def to_silver(trips: DataFrame, run_id: str) -> DataFrame:
     """The silver.trips contract (pipelines.schemas.SILVER_TRIPS)."""
     with_run = trips.withColumn("_silver_run_id", F.lit(run_id))
     return with_run.select(*contract_columns(SILVER_TRIPS))
-
-
-def _first_rank() -> Column:
-    first = Window.partitionBy("trip_key").orderBy(F.col("_source_file").asc_nulls_last(), "_row_number")
-    return F.row_number().over(first)
 
 
 def read_zone_csv(spark: SparkSession, path: str) -> DataFrame:

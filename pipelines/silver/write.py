@@ -17,8 +17,10 @@ from pyspark.sql import functions as F
 from lake import Lake
 from pipelines.common import materialize
 from pipelines.days import day_filter, day_predicate, distinct_days
+from pipelines.silver import dedupe
 from pipelines.silver import quarantine as q
 from pipelines.silver.build import BatchStats, file_identity, newest_versions
+from pipelines.silver.transform import ROW_ID, to_silver
 
 TARGET, QUARANTINE, INGEST_LOG = "silver.trips", "silver.quarantine", "bronze.ingest_log"
 PRESENT = "_present"  # marker column: the row is already in the target table
@@ -74,10 +76,17 @@ def _count_present(marked: DataFrame) -> tuple[int, int]:
 
 
 def plan(
-    lake: Lake, trips: DataFrame, quarantine: DataFrame, stats: BatchStats, retire: list[str], reprocess: bool
+    lake: Lake,
+    passing: DataFrame,
+    quarantine: DataFrame,
+    stats: BatchStats,
+    retire: list[str],
+    reprocess: bool,
+    run_id: str,
 ) -> WritePlan:
     """Counts, before any commit, what each write will add: trips not in silver (days of the batch only, rows of
-    retired versions excluded) and quarantine rows not already there."""
+    retired versions excluded), one per trip_key, and quarantine rows not already there. Only narrow frames of
+    keys are shuffled and materialized; the trips appended are computed from the materialized batch at the commit."""
     cached: list[DataFrame] = []
     days = distinct_days(stats.flagged)  # the cached batch's days (a superset of the trips'), one cheap pass
     target = lake.read(TARGET)
@@ -85,25 +94,29 @@ def plan(
     target = target.where(predicate) if predicate is not None else target.limit(0)
     if retire:
         target = target.where(~F.col("_source_hash").isin(retire))
-    marked = _mark_present(trips, target, ["trip_key"])
-    cached.append(marked)
-    unique, in_silver = _count_present(marked)
+    later = materialize(dedupe.later_copies(passing))
+    duplicates = later.count()
+    keys = passing.select("trip_key")
+    present = materialize(keys.join(target.select("trip_key"), "trip_key", "left_semi").distinct())
+    in_silver = present.count()
+    unique = stats.passed - duplicates
     expected = {"unique_passed": unique, "in_silver": in_silver, "new_trips": unique - in_silver}
+    first = dedupe.without(passing, later, [ROW_ID], duplicates)
+    new_trips = to_silver(dedupe.without(first, present, ["trip_key"], in_silver), run_id)
     if reprocess:
         quarantine_rows, expected["quarantine_rows"], expected["quarantine_new"] = quarantine, -1, 0
     else:
         existing = lake.read(QUARANTINE)
         q_marked = _mark_present(quarantine, existing, q.QUARANTINE_KEYS)
         cached.append(q_marked)
-        total, present = _count_present(q_marked)
-        expected |= {"quarantine_rows": total, "quarantine_new": total - present}
+        total, present_rows = _count_present(q_marked)
+        expected |= {"quarantine_rows": total, "quarantine_new": total - present_rows}
         quarantine_rows = q_marked.where(~F.col(PRESENT)).drop(PRESENT)
     if retire:
         expected["retired_trips"] = lake.read(TARGET).where(F.col("_source_hash").isin(retire)).count()
         expected["retired_quarantine"] = _open_rows_of(lake, retire).count()
     else:
         expected |= {"retired_trips": 0, "retired_quarantine": 0}
-    new_trips = marked.where(~F.col(PRESENT)).drop(PRESENT)
     return WritePlan(new_trips, quarantine_rows, retire, expected, days, cached)
 
 
