@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -57,6 +58,7 @@ class BatchStats:
     superseded: int  # rows of an older version of a file that a newer version in the same batch replaces
     rejected: int  # rows breaking a drop rule
     files: list[FileVersion]
+    days: list[date | None] = field(default_factory=list)  # pickup days of the kept rows (None: rows without one)
     superseded_hashes: list[str] = field(default_factory=list)
     flagged: DataFrame | None = None  # the typed, flagged rows that count (superseded versions left out)
     _cached: list[DataFrame] = field(default_factory=list)
@@ -72,11 +74,13 @@ class BatchStats:
         self._cached.clear()
 
 
-def rule_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) -> tuple[dict, dict[str, int]]:
-    """Per-rule evaluated/failed counts and the batch totals, in one aggregation over the flagged batch."""
+def rule_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) -> tuple[dict, dict[str, Any]]:
+    """Per-rule evaluated/failed counts and the batch totals (rows, rejected, the pickup days with None for rows
+    without one), in one aggregation over the flagged batch."""
     key = ("silver.rule_counts", signature(rules), tuple(drop_rules))
     row = flagged.agg(*reused(key, lambda: _rule_aggregates(rules, drop_rules))).first().asDict()
     totals = {k: int(row[k] or 0) for k in ("rows", "rejected")}
+    totals["days"] = sorted(row["days"]) + ([None] if row["no_day"] else [])
     stats = {
         rule.name: {"rows": totals["rows"], "evaluated": int(row[f"e{i}"] or 0), "failed": int(row[f"f{i}"] or 0)}
         for i, rule in enumerate(rules)
@@ -85,7 +89,12 @@ def rule_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) ->
 
 
 def _rule_aggregates(rules: list[Rule], drop_rules: list[str]) -> list[Column]:
-    aggregates = [F.count(F.lit(1)).alias("rows"), F.count_if(q.rejected(drop_rules)).alias("rejected")]
+    aggregates = [
+        F.count(F.lit(1)).alias("rows"),
+        F.count_if(q.rejected(drop_rules)).alias("rejected"),
+        F.collect_set("pickup_date").alias("days"),
+        F.count_if(F.col("pickup_date").isNull()).alias("no_day"),
+    ]
     for i, rule in enumerate(rules):
         aggregates.append(F.count_if(rule.evaluated()).alias(f"e{i}"))
         aggregates.append(F.count_if(F.array_contains(q.VIOLATIONS, rule.name)).alias(f"f{i}"))
@@ -124,7 +133,7 @@ def build_silver(
     per_rule, totals = rule_counts(kept, rules, drop_rules)
     superseded = sum(v.rows for v in files if v.source_hash in old)
     rows = sum(v.rows for v in files)
-    stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, old, kept)
+    stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, totals["days"], old, kept)
     passing = kept.where(~q.rejected(drop_rules))
     quarantine = q.quarantine_rows(kept, drop_rules, warn_rules, run_id)
     return passing, quarantine, stats

@@ -15,7 +15,7 @@ from pipelines.common import materialize
 from pipelines.silver.transform import ROW_ID
 
 KEY_HASH = "_key_hash"
-BROADCAST_ROWS = 1_000_000  # a key set of at most this many rows is broadcast to the batch instead of shuffled
+BROADCAST_ROWS = 250_000  # a key set of at most this many rows (~25 MB of trip keys) is broadcast, not shuffled
 
 
 def later_copies(trips: DataFrame, broadcast_rows: int = BROADCAST_ROWS) -> DataFrame:

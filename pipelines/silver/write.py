@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from lake import Lake
 from pipelines.common import materialize
-from pipelines.days import day_filter, day_predicate, distinct_days
+from pipelines.days import day_filter, day_predicate
 from pipelines.silver import dedupe
 from pipelines.silver import quarantine as q
 from pipelines.silver.build import BatchStats, file_identity, newest_versions
@@ -75,6 +75,19 @@ def _count_present(marked: DataFrame) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+def _present_keys(passing: DataFrame, target: DataFrame) -> tuple[DataFrame, int]:
+    """The batch's distinct trip keys that target already has (materialized), and how many. Silver's rows of the
+    batch's days are counted first (from the Delta log): none, the common case of new days, costs no join; few are
+    broadcast to the batch's keys."""
+    existing = target.count()
+    if not existing:
+        return passing.select("trip_key").limit(0), 0
+    keys = target.select("trip_key")
+    keys = F.broadcast(keys) if existing <= dedupe.BROADCAST_ROWS else keys
+    present = materialize(passing.select("trip_key").join(keys, "trip_key", "left_semi").distinct())
+    return present, present.count()
+
+
 def plan(
     lake: Lake,
     passing: DataFrame,
@@ -88,7 +101,7 @@ def plan(
     retired versions excluded), one per trip_key, and quarantine rows not already there. Only narrow frames of
     keys are shuffled and materialized; the trips appended are computed from the materialized batch at the commit."""
     cached: list[DataFrame] = []
-    days = distinct_days(stats.flagged)  # the cached batch's days (a superset of the trips'), one cheap pass
+    days = stats.days  # the kept batch's days (a superset of the trips'), from the rule counts' aggregation
     target = lake.read(TARGET)
     predicate = day_filter(days)
     target = target.where(predicate) if predicate is not None else target.limit(0)
@@ -96,9 +109,7 @@ def plan(
         target = target.where(~F.col("_source_hash").isin(retire))
     later = materialize(dedupe.later_copies(passing))
     duplicates = later.count()
-    keys = passing.select("trip_key")
-    present = materialize(keys.join(target.select("trip_key"), "trip_key", "left_semi").distinct())
-    in_silver = present.count()
+    present, in_silver = _present_keys(passing, target)
     unique = stats.passed - duplicates
     expected = {"unique_passed": unique, "in_silver": in_silver, "new_trips": unique - in_silver}
     first = dedupe.without(passing, later, [ROW_ID], duplicates)
