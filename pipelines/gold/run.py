@@ -30,6 +30,7 @@ from pipelines.gold.features import (
     with_zone_trips_prev_hour,
 )
 from pipelines.gold.holidays import holidays_between
+from pipelines.schemas import SILVER_TRIPS, TRIP_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,15 @@ ZONE_DAILY = "gold.zone_daily"
 HOURLY_DEMAND = "gold.hourly_demand"
 PAIR_STATS = "gold.pair_stats"
 GOLD_TABLES = [PAIR_STATS, FEATURES, ZONE_DAILY, HOURLY_DEMAND]
+# The silver columns gold reads: trip_features' own columns that silver holds, and what zone_daily sums. Silver is
+# materialized and shuffled (the previous-hour window) once per run: the other columns (fares, run ids, file names
+# and hashes) were half of its bytes.
+SILVER_COLUMNS = [
+    *(name for name in TRIP_FEATURES.fieldNames() if name in SILVER_TRIPS.fieldNames()),
+    "pickup_zone",
+    "total_amount",
+    "tip_amount",
+]
 DAY_COLUMN = {
     PAIR_STATS: "stats_date",
     FEATURES: "pickup_date",
@@ -163,7 +173,7 @@ def run_gold(
             reason += "; rebuilding every day instead"
             log.warning("gold: %s", reason)
 
-    silver = lake.read(SILVER, version=current)
+    silver = lake.read(SILVER, version=current).select(*SILVER_COLUMNS)
     incremental = touched is not None
     days = read_days = None
     if incremental:
