@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
 from lake.errors import StageError
@@ -64,20 +63,14 @@ class StageResult:
         return "\n".join(lines)
 
 
-SERIALIZED = StorageLevel(useDisk=True, useMemory=True, useOffHeap=False, deserialized=False)
-
-
 def materialize(df: DataFrame) -> DataFrame:
     """df computed once now and read from there by every later job (counts, checks and the writes agree).
 
     A local checkpoint, not persist(): it cuts a long lineage (the typed batch with every rule), so later plans stay
     small, and it stays out of Spark's CacheManager, whose unpersist re-plans every cached plan that could depend
     on the frame (minutes per call for the silver batch). Blocks are freed when the frame is garbage collected.
-    Stored serialized (in memory, spilling to disk): Spark's default for a checkpoint keeps one Java object per row,
-    and silver's 5M-row batch took 1.8 GB, spilled to disk, against 1.0 GB in memory serialized; reading it back
-    three times took 16.1 s against 7.3 s (bench/results/scale.md).
     """
-    return df.localCheckpoint(eager=True, storageLevel=SERIALIZED)
+    return df.localCheckpoint(eager=True)
 
 
 class Progress:
