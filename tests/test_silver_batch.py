@@ -5,8 +5,12 @@ from __future__ import annotations
 from test_silver import GOOD, T2, bronze_rows  # tests/ is on sys.path under pytest
 
 from lake import expressions
+from pipelines.schemas import SILVER_TRIPS
+from pipelines.silver import write
 from pipelines.silver.build import build_silver
-from pipelines.silver.run import ZONE_REFERENCE, load_zones, rules_for
+from pipelines.silver.quarantine import QUARANTINE
+from pipelines.silver.run import ZONE_REFERENCE, ensure_table, load_zones, rules_for
+from pipelines.silver.transform import to_silver
 
 
 def test_the_persisted_batch_keeps_raw_text_only_on_rejected_rows_and_columns_are_built_once(lake):
@@ -29,3 +33,33 @@ def test_the_persisted_batch_keeps_raw_text_only_on_rejected_rows_and_columns_ar
         assert all(expressions._cache[key] is value for key, value in built.items())
     finally:
         stats.release()
+
+
+def test_the_write_plan_counts_duplicates_by_key_and_never_shuffles_the_batch(lake):
+    """Two copies of a trip (two files) and a trip silver already has: the plan counts them from keys, and the rows
+    appended are the materialized batch minus both key sets by broadcast joins (no hash-partitioned exchange)."""
+    zones = load_zones(lake)
+    ids = [row.zone_id for row in zones.select("zone_id").collect()]
+    rules = [rule.bound({ZONE_REFERENCE: ids}) for rule in rules_for(lake)]
+    ensure_table(lake, "silver.trips", SILVER_TRIPS)
+    ensure_table(lake, "silver.quarantine", QUARANTINE)
+    old, _, old_stats = build_silver(bronze_rows(lake.spark, [GOOD | T2], "old.csv"), zones, rules, "silver-old")
+    lake.append("silver.trips", to_silver(old, "silver-old"))  # T2's trip is in silver
+    old_stats.release()
+    bronze = bronze_rows(lake.spark, [GOOD, GOOD | T2, GOOD | {"fare_amount": "7.0"}], "b.csv").unionByName(
+        bronze_rows(lake.spark, [GOOD], "a.csv")
+    )
+    passing, quarantine, stats = build_silver(bronze, zones, rules, "silver-plan")
+    plan = None
+    try:
+        plan = write.plan(lake, passing, quarantine, stats, [], False, "silver-plan")
+        assert plan.expected["unique_passed"] == 3 and plan.expected["in_silver"] == 1
+        assert plan.expected["new_trips"] == 2
+        appended = plan.new_trips.collect()
+        assert sorted((r._source_file, r._row_number) for r in appended) == [("a.csv", 1), ("b.csv", 3)]
+        executed = plan.new_trips._jdf.queryExecution().executedPlan().toString()
+        assert "BroadcastHashJoin" in executed and "hashpartitioning" not in executed, executed
+    finally:
+        stats.release()
+        if plan is not None:
+            plan.release()
