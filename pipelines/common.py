@@ -68,9 +68,25 @@ def materialize(df: DataFrame) -> DataFrame:
 
     A local checkpoint, not persist(): it cuts a long lineage (the typed batch with every rule), so later plans stay
     small, and it stays out of Spark's CacheManager, whose unpersist re-plans every cached plan that could depend
-    on the frame (minutes per call for the silver batch). Blocks are freed when the frame is garbage collected.
+    on the frame (minutes per call for the silver batch). Free its blocks with `release` when done.
     """
     return df.localCheckpoint(eager=True)
+
+
+def release(frames: list[DataFrame]) -> None:
+    """Frees now what `materialize` (or persist) stored for these frames, and empties the list.
+
+    Spark frees a local checkpoint's blocks only once its RDD is garbage collected in the JVM, and a finished run's
+    frames were not: after a 5M-row silver run, 2.5 GB of its batch stayed in the block manager (on disk) through a
+    Python and a JVM gc, into the gold run of the same process and every later run of a long-lived one.
+    """
+    for df in frames:
+        if df.is_cached:
+            df.unpersist()
+        plan = df._jdf.queryExecution().logical()  # a materialized frame is a LogicalRDD over its checkpoint
+        if plan.getClass().getSimpleName() == "LogicalRDD":
+            plan.rdd().unpersist(False)
+    frames.clear()
 
 
 class Progress:

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from lake import Lake
 from lake.errors import ConfigError
-from pipelines.common import Progress, StageError, StageResult, materialize, new_run_id
+from pipelines.common import Progress, StageError, StageResult, materialize, new_run_id, release
 from pipelines.days import day_predicate
 from pipelines.gold import sketch
 from pipelines.gold.analytics import hourly_demand, zone_daily
@@ -204,9 +204,7 @@ def run_gold(
                 counts[table] = _rows_written(lake, table) if result.versions[table] != before else 0
                 say(f"{table}: {counts[table]:,} rows written")
     finally:
-        for df in cached:
-            if df.is_cached:
-                df.unpersist()
+        release(cached)
     lake.set_watermark(CONSUMER, SILVER, current)
     result.counts = counts
     result.details = {

@@ -11,7 +11,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lake.expressions import reused
-from pipelines.common import materialize
+from pipelines.common import materialize, release
 from pipelines.rules import Rule, signature, violations
 from pipelines.silver import quarantine as q
 from pipelines.silver.transform import RAW, prepare_batch, with_row_ids
@@ -68,10 +68,7 @@ class BatchStats:
         return self.kept - self.rejected
 
     def release(self) -> None:
-        for frame in self._cached:
-            if frame.is_cached:
-                frame.unpersist()
-        self._cached.clear()
+        release(self._cached)
 
 
 def rule_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) -> tuple[dict, dict[str, Any]]:
@@ -134,6 +131,7 @@ def build_silver(
     superseded = sum(v.rows for v in files if v.source_hash in old)
     rows = sum(v.rows for v in files)
     stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, totals["days"], old, kept)
+    stats._cached.append(flagged)
     passing = kept.where(~q.rejected(drop_rules))
     quarantine = q.quarantine_rows(kept, drop_rules, warn_rules, run_id)
     return passing, quarantine, stats

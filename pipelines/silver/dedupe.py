@@ -18,15 +18,20 @@ KEY_HASH = "_key_hash"
 BROADCAST_ROWS = 250_000  # a key set of at most this many rows (~25 MB of trip keys) is broadcast, not shuffled
 
 
-def later_copies(trips: DataFrame, broadcast_rows: int = BROADCAST_ROWS) -> DataFrame:
+def later_copies(
+    trips: DataFrame, broadcast_rows: int = BROADCAST_ROWS, cache: list[DataFrame] | None = None
+) -> DataFrame:
     """ROW_ID of every row deduplication drops: all but the first row of each trip_key.
 
     Only keys seen more than once are ranked. They are found by counting 8-byte hashes of the keys (a collision only
     sends a unique key through the exact ranking) and materialized, then broadcast to the batch when there are at
-    most `broadcast_rows` of them. Runs two small jobs; the result is a lazy frame of the dropped rows' ids.
+    most `broadcast_rows` of them. Runs two small jobs; the result is a lazy frame of the dropped rows' ids, and the
+    materialized hashes are added to `cache` (free them with pipelines.common.release once the result is computed).
     """
     narrow = trips.select("trip_key", "_source_file", "_row_number", ROW_ID, F.xxhash64("trip_key").alias(KEY_HASH))
     repeated = materialize(narrow.groupBy(KEY_HASH).count().where(F.col("count") > 1).select(KEY_HASH))
+    if cache is not None:
+        cache.append(repeated)
     count = repeated.count()
     if not count:
         return narrow.select(ROW_ID).limit(0)

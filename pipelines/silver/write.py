@@ -15,7 +15,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake import Lake
-from pipelines.common import materialize
+from pipelines.common import materialize, release
 from pipelines.days import day_filter, day_predicate
 from pipelines.silver import dedupe
 from pipelines.silver import quarantine as q
@@ -38,10 +38,7 @@ class WritePlan:
     _cached: list[DataFrame] = field(default_factory=list)
 
     def release(self) -> None:
-        for frame in self._cached:
-            if frame.is_cached:
-                frame.unpersist()
-        self._cached.clear()
+        release(self._cached)
 
 
 def superseded_hashes(lake: Lake, stats: BatchStats) -> list[str]:
@@ -107,9 +104,10 @@ def plan(
     target = target.where(predicate) if predicate is not None else target.limit(0)
     if retire:
         target = target.where(~F.col("_source_hash").isin(retire))
-    later = materialize(dedupe.later_copies(passing))
+    later = materialize(dedupe.later_copies(passing, cache=cached))
     duplicates = later.count()
     present, in_silver = _present_keys(passing, target)
+    cached += [later, present]
     unique = stats.passed - duplicates
     expected = {"unique_passed": unique, "in_silver": in_silver, "new_trips": unique - in_silver}
     first = dedupe.without(passing, later, [ROW_ID], duplicates)
