@@ -74,8 +74,8 @@ def _count_present(marked: DataFrame) -> tuple[int, int]:
 
 def _present_keys(passing: DataFrame, target: DataFrame) -> tuple[DataFrame, int]:
     """The batch's distinct trip keys that target already has (materialized), and how many. Silver's rows of the
-    batch's days are counted first (from the Delta log): none, the common case of new days, costs no join; few are
-    broadcast to the batch's keys."""
+    batch's days are counted first (a read pruned to those day partitions): none, the common case of new days,
+    costs no join; few are broadcast to the batch's keys."""
     existing = target.count()
     if not existing:
         return passing.select("trip_key").limit(0), 0
