@@ -1,4 +1,4 @@
-"""Gold's building blocks on their own: the sketch's long-encoded histogram entries and the holiday calendar."""
+"""Gold's building blocks on their own: the sketch's median over repeated bins and the holiday calendar."""
 
 from __future__ import annotations
 
@@ -10,23 +10,28 @@ from pyspark.sql import functions as F
 from pipelines.gold import sketch
 from pipelines.gold.holidays import holidays_between, us_federal_holidays
 
-RANKS = (0, 1, 2, 3_999_999_999, 4_000_000_002, 4_000_000_003, 4_000_000_006, 4_000_000_007)
 
-
-def test_sketch_entries_are_longs_that_sort_by_bin_and_keep_negative_bins_and_counts(spark):
-    # A standing taxi's ZERO_BIN, a value below 1 (negative bin), a bin 0 and a large count; unsorted input.
-    entries = [(7, 3), (sketch.ZERO_BIN, 2), (-35, 4_000_000_000), (0, 1), (7, 1)]
-    df = spark.createDataFrame([(entries,)], "e array<struct<bin:int,n:long>>")
-    encoded = df.select(F.sort_array(F.transform("e", lambda x: sketch.entry(x["bin"], x["n"]))).alias("s"))
-    row = encoded.select(
-        F.transform("s", lambda x: F.struct(sketch.entry_bin(x).alias("bin"), sketch.entry_count(x).alias("n"))),
-        sketch.total("s"),
-        *[sketch.bin_at_rank(F.col("s"), F.lit(rank)) for rank in RANKS],
+def test_sketch_median_reads_the_middle_bins_of_sorted_repeated_bins(spark):
+    # A standing taxi's ZERO_BIN, a value below 1 (negative bin) and bin 0 sort before bin 7; unsorted input.
+    cells = [(7, 3), (sketch.ZERO_BIN, 2), (-35, 4), (0, 1)]
+    df = spark.createDataFrame([(cells,)], "c array<struct<bin:int,n:long>>")
+    bins = F.sort_array(F.flatten(F.transform("c", lambda x: sketch.repeated(x["bin"], x["n"]))))
+    middle = [sketch.value_of(F.lit(b)) for b in (-35, 0, 7)]
+    row = df.select(
+        bins,
+        sketch.median(bins),  # 10 values: the 5th and 6th are both bin -35
+        sketch.median(F.slice(bins, 6, 2)),  # bins -35 and 0: their values averaged
+        sketch.median(F.slice(bins, 7, 4)),  # bins 0, 7, 7, 7: the 2nd and 3rd are 7
+        sketch.median(F.slice(bins, 1, 3)),  # ZERO_BIN, ZERO_BIN, -35: a standing taxi's 0.0
+        sketch.median(F.array().cast("array<int>")),
+        *middle,
     ).first()
-    assert [tuple(e) for e in row[0]] == sorted(entries)
-    assert row[1] == sum(n for _, n in entries)
-    # cumulative counts 2, 4e9 + 2, 4e9 + 3, 4e9 + 4, 4e9 + 7; a rank past the last value has no bin
-    assert list(row[2:]) == [sketch.ZERO_BIN, sketch.ZERO_BIN, -35, -35, 0, 7, 7, None]
+    assert row[0] == sorted(b for b, n in cells for _ in range(n))
+    assert df.select(bins).schema[0].dataType.containsNull is False  # sort_array sorts primitive ints only then
+    low, zero, seven = row[6:]
+    assert row[1] == low and row[2] == pytest.approx((low + zero) / 2) and row[3] == seven and row[4] == 0.0
+    assert row[5] is None
+    assert zero == pytest.approx(1.0, rel=0.01) and seven == pytest.approx(1.0202**7, rel=0.01)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """gold.pair_stats and gold.trip_features: what a duration model may know when the trip starts.
 
-Zone-pair history is built from per-day partial aggregates (a trip count and log-bucketed histograms of distance and
+Zone-pair history is built from per-day partial aggregates (a trip count and the log-bucketed bins of distance and
 duration per pair and day, see sketch.py), merged over the trailing window by a range window over days: each trip is
-aggregated once, and the window costs O(days x pairs), not O(trips x window).
+binned once, no row is made per trip and window day, and a window row holds its days' bins (4 bytes a value).
 """
 
 from __future__ import annotations
@@ -75,10 +75,10 @@ def _window_histograms(
     cells: DataFrame, keys: list[str], window_days: int, kinds: dict[str, int], counted: dict[str, int] | None = None
 ) -> DataFrame:
     """Per day and keys with trips that day, for each named kind: `<name>_n`, the values of the `window_days` days
-    before it (null when none), and `<name>_entries`, their histogram entries sorted by bin (sketch.entry longs);
-    for the `counted` kinds only `<name>_n`.
+    before it (null when none), and `<name>_bins`, their bins sorted (one per value, sketch.repeated); for the
+    `counted` kinds only `<name>_n`.
 
-    Counts are window sums of daily sums; entries are the days' entry arrays concatenated, then sorted once.
+    Counts are window sums of daily sums; bins are the days' bin arrays concatenated, then sorted once.
     """
     key = ("gold.window", tuple(keys), window_days, tuple(kinds.items()), tuple((counted or {}).items()))
     daily, window = reused(key, lambda: _window_columns(keys, window_days, kinds, counted or {}))
@@ -96,22 +96,22 @@ def _window_columns(
         of_kind = F.col("kind") == kind
         daily.append(F.sum(F.when(of_kind, F.col("n"))).alias(f"{name}_day_n"))
         if name in kinds:
-            entries = F.collect_list(F.when(of_kind, sketch.entry(F.col("bin"), F.col("n"))))
-            daily.append(entries.alias(f"{name}_day"))
+            values = F.collect_list(F.when(of_kind, sketch.repeated(F.col("bin"), F.col("n"))))
+            daily.append(F.flatten(values).alias(f"{name}_day"))
     trailing = Window.partitionBy(*keys).orderBy(F.unix_date("pickup_date")).rangeBetween(-window_days, -1)
     window = []
     for name in named:
         window.append(F.sum(f"{name}_day_n").over(trailing).alias(f"{name}_n"))
         if name in kinds:
             merged = F.flatten(F.collect_list(f"{name}_day").over(trailing))
-            window.append(F.sort_array(merged).alias(f"{name}_entries"))
+            window.append(F.sort_array(merged).alias(f"{name}_bins"))
     return daily, window
 
 
 def _median(name: str, relative_accuracy: float) -> Column:
-    """The median of the window's `<name>` histogram (built once per name and accuracy: ~1,200 Py4J calls)."""
+    """The median of the window's `<name>` bins (built once per name and accuracy)."""
     key = ("gold.median", name, relative_accuracy)
-    return reused(key, lambda: sketch.median(F.col(f"{name}_entries"), F.col(f"{name}_n"), relative_accuracy))
+    return reused(key, lambda: sketch.median(F.col(f"{name}_bins"), relative_accuracy))
 
 
 def pair_stats(
