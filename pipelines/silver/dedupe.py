@@ -35,7 +35,7 @@ def later_copies(
     count = repeated.count()
     if not count:
         return narrow.select(ROW_ID).limit(0)
-    candidates = narrow.join(F.broadcast(repeated) if count <= broadcast_rows else repeated, KEY_HASH, "left_semi")
+    candidates = narrow.join(broadcast_if_small(repeated, count, broadcast_rows), KEY_HASH, "left_semi")
     ranked = candidates.withColumn("_rank", reused("silver.dedupe_rank", _first_rank))
     return ranked.where(F.col("_rank") > 1).select(ROW_ID)
 
@@ -44,7 +44,12 @@ def without(rows: DataFrame, drop: DataFrame, keys: list[str], count: int) -> Da
     """rows whose keys are not in drop (a materialized frame of `count` rows), broadcast when it is small."""
     if not count:
         return rows
-    return rows.join(F.broadcast(drop) if count <= BROADCAST_ROWS else drop, keys, "left_anti")
+    return rows.join(broadcast_if_small(drop, count), keys, "left_anti")
+
+
+def broadcast_if_small(keys: DataFrame, count: int, limit: int = BROADCAST_ROWS) -> DataFrame:
+    """keys (`count` rows) marked for a broadcast join when they are at most `limit` rows: the batch then stays put."""
+    return F.broadcast(keys) if count <= limit else keys
 
 
 def _first_rank() -> Column:

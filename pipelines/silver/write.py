@@ -80,7 +80,7 @@ def _present_keys(passing: DataFrame, target: DataFrame) -> tuple[DataFrame, int
     if not existing:
         return passing.select("trip_key").limit(0), 0
     keys = target.select("trip_key")
-    keys = F.broadcast(keys) if existing <= dedupe.BROADCAST_ROWS else keys
+    keys = dedupe.broadcast_if_small(keys, existing)
     present = materialize(passing.select("trip_key").join(keys, "trip_key", "left_semi").distinct())
     return present, present.count()
 
