@@ -9,7 +9,7 @@ from lake import expressions
 from pipelines.gold import run_gold
 from pipelines.schemas import SILVER_TRIPS
 from pipelines.silver import run_silver, write
-from pipelines.silver.build import build_silver
+from pipelines.silver.build import batch_counts, build_silver, file_versions, summed
 from pipelines.silver.quarantine import QUARANTINE
 from pipelines.silver.run import ZONE_REFERENCE, ensure_table, load_zones, rules_for
 from pipelines.silver.transform import to_silver
@@ -36,6 +36,36 @@ def test_the_persisted_batch_keeps_raw_text_only_on_rejected_rows_and_columns_ar
         build_silver(bronze, zones, rules, "silver-raw-again")[2].release()
         assert len(built) > 5 and set(expressions._cache) == set(built)  # the second batch reused every Column
         assert all(expressions._cache[key] is value for key, value in built.items())
+    finally:
+        stats.release()
+
+
+def test_one_aggregation_counts_rows_and_rules_per_file_version_and_pickup_day(lake):
+    """File versions, the kept rows' days and the per-rule counts come from one grouped aggregation: a file's rows
+    are summed over its days, rows without a pickup day are a day of None, and a superseded file's groups are left
+    out of the rule counts by the caller."""
+    zones = load_zones(lake)
+    ids = [row.zone_id for row in zones.select("zone_id").collect()]
+    rules = [rule.bound({ZONE_REFERENCE: ids}) for rule in rules_for(lake)]
+    bronze = bronze_rows(
+        lake.spark, [GOOD, GOOD | T2, GOOD | {"fare_amount": "-6.5"}, GOOD | {"pickup_datetime": "x"}], "a.csv"
+    ).unionByName(bronze_rows(lake.spark, [GOOD | T2, GOOD | T2 | {"fare_amount": "-1"}], "b.csv"))
+    drop = [r.name for r in rules if r.action == "drop"]
+    _, _, stats = build_silver(bronze, zones, rules, "silver-counts", supersede=False)
+    try:
+        groups = batch_counts(stats.flagged, rules, drop)
+        assert sorted((g.version.source_file, str(g.day), g.counts["rows"]) for g in groups) == [
+            ("a.csv", "2019-01-15", 2),
+            ("a.csv", "2019-01-16", 1),
+            ("a.csv", "None", 1),
+            ("b.csv", "2019-01-16", 2),
+        ]
+        assert sorted((v.source_file, v.rows) for v in file_versions(groups)) == [("a.csv", 4), ("b.csv", 2)]
+        per_rule, totals = summed([g for g in groups if g.version.source_file == "a.csv"], rules)
+        assert (totals["rows"], totals["days"][-1], len(totals["days"])) == (4, None, 3)
+        assert per_rule["fare_non_negative"]["failed"] == 1 and totals["rejected"] == 2  # -6.5 and the bad time
+        assert summed(groups, rules)[0]["fare_non_negative"] == {"rows": 6, "evaluated": 6, "failed": 2}
+        assert (stats.rows, stats.kept, stats.rejected) == (6, 6, 3)
     finally:
         stats.release()
 

@@ -71,26 +71,58 @@ class BatchStats:
         release(self._cached)
 
 
-def rule_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) -> tuple[dict, dict[str, Any]]:
+@dataclass(frozen=True)
+class FileCounts:
+    """One file version's rows on one pickup day (None: rows without one), with their rule counts."""
+
+    version: FileVersion
+    day: date | None
+    counts: dict[str, int]  # rows, rejected, e<i> (evaluated) and f<i> (failed) per rule, in rule order
+
+
+def batch_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) -> list[FileCounts]:
+    """Rows, rejected rows and per-rule counts per file version and pickup day, in one aggregation over the batch.
+
+    Grouped by day rather than collecting each file's days, so the aggregation is Spark's generated hash
+    aggregate (no object aggregate); the groups are files x days, not rows."""
+    key = ("silver.batch_counts", signature(rules), tuple(drop_rules))
+    grouped = flagged.groupBy("_source_hash", "_source_file", "pickup_date")
+    result = []
+    for row in grouped.agg(*reused(key, lambda: _rule_aggregates(rules, drop_rules))).collect():
+        values = row.asDict()
+        version = FileVersion(values.pop("_source_hash"), values.pop("_source_file"), values.pop("ingested_at"), 0)
+        day = values.pop("pickup_date")
+        result.append(FileCounts(version, day, {k: int(v or 0) for k, v in values.items()}))
+    return result
+
+
+def summed(groups: list[FileCounts], rules: list[Rule]) -> tuple[dict, dict[str, Any]]:
     """Per-rule evaluated/failed counts and the batch totals (rows, rejected, the pickup days with None for rows
-    without one), in one aggregation over the flagged batch."""
-    key = ("silver.rule_counts", signature(rules), tuple(drop_rules))
-    row = flagged.agg(*reused(key, lambda: _rule_aggregates(rules, drop_rules))).first().asDict()
-    totals = {k: int(row[k] or 0) for k in ("rows", "rejected")}
-    totals["days"] = sorted(row["days"]) + ([None] if row["no_day"] else [])
+    without one) over groups of batch_counts."""
+    totals = {k: sum(g.counts[k] for g in groups) for k in ("rows", "rejected")}
+    days = {g.day for g in groups}
+    totals["days"] = sorted(d for d in days if d is not None) + ([None] if None in days else [])
     stats = {
-        rule.name: {"rows": totals["rows"], "evaluated": int(row[f"e{i}"] or 0), "failed": int(row[f"f{i}"] or 0)}
+        rule.name: {
+            "rows": totals["rows"],
+            "evaluated": sum(g.counts[f"e{i}"] for g in groups),
+            "failed": sum(g.counts[f"f{i}"] for g in groups),
+        }
         for i, rule in enumerate(rules)
     }
     return stats, totals
 
 
+def rule_counts(flagged: DataFrame, rules: list[Rule], drop_rules: list[str]) -> tuple[dict, dict[str, Any]]:
+    """Per-rule counts and totals of a whole flagged batch (every file version)."""
+    return summed(batch_counts(flagged, rules, drop_rules), rules)
+
+
 def _rule_aggregates(rules: list[Rule], drop_rules: list[str]) -> list[Column]:
     aggregates = [
+        F.max("_ingested_at").alias("ingested_at"),
         F.count(F.lit(1)).alias("rows"),
         F.count_if(q.rejected(drop_rules)).alias("rejected"),
-        F.collect_set("pickup_date").alias("days"),
-        F.count_if(F.col("pickup_date").isNull()).alias("no_day"),
     ]
     for i, rule in enumerate(rules):
         aggregates.append(F.count_if(rule.evaluated()).alias(f"e{i}"))
@@ -98,13 +130,16 @@ def _rule_aggregates(rules: list[Rule], drop_rules: list[str]) -> list[Column]:
     return aggregates
 
 
-def file_versions(flagged: DataFrame) -> list[FileVersion]:
-    """The file versions of a batch with their row counts (one row per file: small)."""
-    per_file = flagged.groupBy("_source_hash", "_source_file").agg(
-        F.max("_ingested_at").alias("ingested_at"), F.count(F.lit(1)).alias("rows")
-    )
-    rows = per_file.collect()
-    return [FileVersion(r["_source_hash"], r["_source_file"], r["ingested_at"], int(r["rows"])) for r in rows]
+def file_versions(groups: list[FileCounts]) -> list[FileVersion]:
+    """The file versions of a batch with their row counts, from batch_counts' groups."""
+    versions: dict[tuple, FileVersion] = {}
+    for group in groups:
+        v = group.version
+        seen = versions.get((v.source_hash, v.source_file))
+        ingested_at = max((t for t in (v.ingested_at, seen and seen.ingested_at) if t is not None), default=None)
+        rows = group.counts["rows"] + (seen.rows if seen else 0)
+        versions[(v.source_hash, v.source_file)] = FileVersion(v.source_hash, v.source_file, ingested_at, rows)
+    return list(versions.values())
 
 
 def build_silver(
@@ -123,11 +158,12 @@ def build_silver(
     warn_rules = [r.name for r in rules if r.action == "warn"]
     flagged = prepare_batch(bronze, zones).withColumn(q.VIOLATIONS, violations(rules))
     flagged = materialize(with_row_ids(flagged.withColumn(RAW, q.raw_if_rejected(drop_rules))))
-    files = file_versions(flagged)
+    groups = batch_counts(flagged, rules, drop_rules)
+    files = file_versions(groups)
     newest = {v.source_hash for v in newest_versions(files).values()} if supersede else None
     old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest})
     kept = flagged.where(~F.col("_source_hash").isin(old)) if old else flagged
-    per_rule, totals = rule_counts(kept, rules, drop_rules)
+    per_rule, totals = summed([g for g in groups if g.version.source_hash not in old], rules)
     superseded = sum(v.rows for v in files if v.source_hash in old)
     rows = sum(v.rows for v in files)
     stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, totals["days"], old, kept)
