@@ -131,15 +131,19 @@ def _rule_aggregates(rules: list[Rule], drop_rules: list[str]) -> list[Column]:
 
 
 def file_versions(groups: list[FileCounts]) -> list[FileVersion]:
-    """The file versions of a batch with their row counts, from batch_counts' groups."""
-    versions: dict[tuple, FileVersion] = {}
+    """The file versions of a batch with their row counts and latest ingestion time, from batch_counts' groups."""
+    by_version: dict[tuple, list[FileCounts]] = {}
     for group in groups:
-        v = group.version
-        seen = versions.get((v.source_hash, v.source_file))
-        ingested_at = max((t for t in (v.ingested_at, seen and seen.ingested_at) if t is not None), default=None)
-        rows = group.counts["rows"] + (seen.rows if seen else 0)
-        versions[(v.source_hash, v.source_file)] = FileVersion(v.source_hash, v.source_file, ingested_at, rows)
-    return list(versions.values())
+        by_version.setdefault((group.version.source_hash, group.version.source_file), []).append(group)
+    return [
+        FileVersion(
+            source_hash,
+            source_file,
+            max((g.version.ingested_at for g in parts if g.version.ingested_at is not None), default=None),
+            sum(g.counts["rows"] for g in parts),
+        )
+        for (source_hash, source_file), parts in by_version.items()
+    ]
 
 
 def build_silver(
