@@ -148,9 +148,10 @@ def _silver_watermark(lake: Lake) -> int | None:
     marks = open_delta(lake, lake.path(WATERMARKS))
     if marks is None:
         return None
-    table = marks.to_pyarrow_dataset().to_table(columns=["consumer", "source", "source_version"])
+    table = marks.to_pyarrow_dataset().to_table(columns=["consumer", "source", "source_version", "updated_at"])
     rows = [r for r in table.to_pylist() if (r["consumer"], r["source"]) == ("silver", BRONZE)]
-    return int(rows[0]["source_version"]) if rows else None
+    latest = max(rows, key=lambda r: (r["updated_at"], r["source_version"]), default=None)  # Lake.watermark's order
+    return None if latest is None else int(latest["source_version"])
 
 
 def silver_runs(lake: Lake) -> list[dict[str, Any]]:

@@ -134,7 +134,8 @@ def test_restore_then_query_and_the_next_gold_run_see_consistent_data(small_lake
 
 def test_restore_clears_the_watermarks_of_consumers_reading_the_table(lake):
     two_versions(lake)
-    lake.set_watermark("reader", TABLE, 1)
+    lake.set_watermark("reader", TABLE, 0)
+    lake.set_watermark("reader", TABLE, 1)  # two moves: two rows, both cleared
     lake.set_watermark("other", "bronze.trips", 5)
     done = restore(lake, TABLE, 0)
     assert done["watermarks_cleared"] == [f"reader on {TABLE}"]

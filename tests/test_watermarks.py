@@ -1,0 +1,28 @@
+"""meta.watermarks is the log of each incremental consumer's moves: one appended row per move, the latest counts."""
+
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+
+from lake.catalog import WATERMARKS
+from lake.delta import last_commit
+from lake.doctor import _silver_watermark
+
+
+def test_a_move_is_one_appended_row_and_the_latest_counts_even_backwards(lake):
+    for version in (4, 5, 2):  # 2: the source was recreated and the consumer rebuilt from its version 2
+        lake.set_watermark("silver", "bronze.trips", version)
+    lake.set_watermark("gold", "silver.trips", 9)
+    assert lake.watermark("silver", "bronze.trips") == 2
+    assert lake.watermark("gold", "silver.trips") == 9
+    assert lake.watermark("score", "gold.trip_features") is None
+    moves = lake.read(WATERMARKS).where("consumer = 'silver'").orderBy("updated_at")
+    assert [row.source_version for row in moves.collect()] == [4, 5, 2]
+    assert last_commit(lake.spark, lake.path(WATERMARKS))["operation"] == "WRITE"  # a blind append, no MERGE
+    assert _silver_watermark(lake) == 2  # `lake doctor` reads the same latest row (with deltalake)
+
+
+def test_the_watermark_table_compacts_its_small_files_itself(lake):
+    lake.set_watermark("silver", "bronze.trips", 1)
+    detail = DeltaTable.forPath(lake.spark, lake.path(WATERMARKS)).detail().first()
+    assert detail["properties"].get("delta.autoOptimize.autoCompact") == "true"  # from conf/tables.yaml
