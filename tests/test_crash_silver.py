@@ -154,7 +154,7 @@ def test_a_run_stopped_between_the_silver_and_quarantine_commits_reruns_without_
     def crash(*args, **kwargs):
         raise KeyboardInterrupt("stopped between the silver and the quarantine commit")
 
-    monkeypatch.setattr(silver_write, "merge_quarantine", crash)
+    monkeypatch.setattr(silver_write, "append_quarantine", crash)
     with pytest.raises(KeyboardInterrupt):
         run_silver(lake)
     monkeypatch.undo()

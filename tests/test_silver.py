@@ -96,6 +96,7 @@ def scenario(spark, tmp_path_factory):
     out["second"] = run_silver(lake, run_id="silver-second", progress=out["second_progress"].append)
     out["silver_v2"] = lake.version("silver.trips")
     out["quarantine_v2"] = lake.read("silver.quarantine").drop("_quarantine_run_id", "_quarantined_at").collect()
+    out["quarantine_ops"] = [row.operation for row in lake.history("silver.quarantine").collect()]
     out["idle"] = run_silver(lake, run_id="silver-idle")
     out["silver_after_idle"] = lake.version("silver.trips")
     lake.set_watermark("silver", "bronze.trips", -1)  # forget progress: the next run re-reads all of bronze
@@ -163,6 +164,7 @@ def test_quarantine_keeps_raw_values_reasons_run_and_source(scenario):
     assert {r._source_file for r in rows.values()} == {"a.csv"}
     assert set(lake.read("silver.quarantine").columns) >= set(BRONZE_TRIPS.fieldNames())
     assert scenario["first"].details["quarantined_by_rule"]["fare_non_negative"] == 1
+    assert "MERGE" not in scenario["quarantine_ops"]  # new rows are appended: the plan's anti-join made them new
 
 
 def test_silver_rows_follow_the_contract_with_zone_names(scenario):
