@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+
+import pytest
 from delta.tables import DeltaTable
 
+from lake import Lake, load_conf
 from lake.catalog import WATERMARKS
+from lake.config import ConfigError
 from lake.delta import last_commit
 from lake.doctor import _silver_watermark
 
@@ -26,3 +31,12 @@ def test_the_watermark_table_compacts_its_small_files_itself(lake):
     lake.set_watermark("silver", "bronze.trips", 1)
     detail = DeltaTable.forPath(lake.spark, lake.path(WATERMARKS)).detail().first()
     assert detail["properties"].get("delta.autoOptimize.autoCompact") == "true"  # from conf/tables.yaml
+
+
+def test_table_properties_in_the_registry_must_be_delta_properties(tmp_path):
+    conf_dir = tmp_path / "conf"
+    shutil.copytree(load_conf("test").conf_dir, conf_dir)
+    registry = (conf_dir / "tables.yaml").read_text()
+    (conf_dir / "tables.yaml").write_text(registry.replace("{delta.autoOptimize", "{spark.autoOptimize", 1))
+    with pytest.raises(ConfigError, match=r"meta.watermarks: properties must be Delta table properties"):
+        Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}, conf_dir=conf_dir))
