@@ -3,8 +3,8 @@
 What a run reads follows new data: the days of gold.trip_features written after the `score` watermark (its change
 data feed), and within them only the trips without a prediction yet. A trip is scored once, by the champion of
 that moment: a new champion scores the new trips only, unless `rescore` asks to re-predict every trip. Writes are
-an append of the trips the anti-join found unscored (a MERGE by trip_key, insert or update, when rescoring),
-committed before the watermark moves, so a rerun after a crash anywhere in between scores each trip exactly once.
+a MERGE by trip_key (insert if absent; update too when rescoring), committed before the watermark moves, so a
+rerun after a crash anywhere in between scores each trip exactly once.
 """
 
 from __future__ import annotations
@@ -75,16 +75,6 @@ def predict(tracking: Tracking, version: str, trips: DataFrame, run_id: str) -> 
     )
 
 
-def write_predictions(lake: Lake, predictions: DataFrame, days: set[date] | None, rescore: bool) -> int:
-    """One commit: an append of new trips' predictions (unscored, by the anti-join; a MERGE's own match cost ~1 s
-    a run more), or with rescore a MERGE by trip_key that replaces the predictions of the days read."""
-    if not rescore:
-        return lake.append(PREDICTIONS_TABLE, predictions)
-    target = day_predicate(days, "t.pickup_date") if days is not None else None
-    merged = lake.merge(PREDICTIONS_TABLE, predictions, ["trip_key"], update_matched=True, target_filter=target)
-    return merged["version"]
-
-
 def run_score(lake: Lake, run_id: str | None = None, rescore: bool = False) -> StageResult:
     """Merges the champion's predictions for the trips of gold.trip_features added since the last run (every trip
     with rescore) into gold.trip_predictions, then moves the `score` watermark."""
@@ -109,7 +99,11 @@ def run_score(lake: Lake, run_id: str | None = None, rescore: bool = False) -> S
             candidates = pending.count()
             if candidates:
                 predictions = predict(tracking, str(champion.version), pending, run_id)
-                version = write_predictions(lake, predictions, days, rescore)
+                target = day_predicate(days, "t.pickup_date") if days is not None else None
+                merged = lake.merge(
+                    PREDICTIONS_TABLE, predictions, ["trip_key"], update_matched=rescore, target_filter=target
+                )
+                version = merged["version"]
         finally:
             del pending  # a local checkpoint: its blocks go with the frame
     lake.set_watermark(CONSUMER, FEATURES_TABLE, current)
