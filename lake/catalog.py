@@ -97,6 +97,7 @@ class Lake:
         self.conf = conf
         self._spark = spark
         self.specs = load_specs(conf)
+        self._properties_checked: set[str] = set()
 
     @cached_property
     def spark(self) -> SparkSession:
@@ -157,11 +158,24 @@ class Lake:
         lands the rows once."""
         spec = self.spec(table)
         rows = self.conform(table, df)
-        return delta.retry_on_conflict(
+        version = delta.retry_on_conflict(
             lambda: delta.write(
                 rows, spec.path, "append", spec.partition_by, user_metadata=user_metadata, options=spec.write_options
             )
         )
+        self._ensure_properties(spec)
+        return version
+
+    def _ensure_properties(self, spec: TableSpec) -> None:
+        """Sets the registry's table properties on a table created without them (by an older release), once per
+        Lake: Delta applies a write's `delta.*` options only when the write creates the table."""
+        if not spec.properties or spec.full_name in self._properties_checked:
+            return
+        current = delta.table_properties(self.spark, spec.path)
+        missing = {key: value for key, value in spec.properties.items() if current.get(key) != value}
+        if missing:
+            delta.set_properties(self.spark, spec.path, missing)
+        self._properties_checked.add(spec.full_name)
 
     def overwrite(self, table: str, df: DataFrame, replace_where: str | None = None) -> int:
         """Replaces the whole table, or atomically only the rows matching replace_where."""
@@ -212,17 +226,25 @@ class Lake:
         row = (
             self.read(WATERMARKS)
             .where((F.col("consumer") == consumer) & (F.col("source") == source))
-            .orderBy(F.col("updated_at").desc(), F.col("source_version").desc())
+            .orderBy(F.col("updated_at").desc())
             .select("source_version")
             .first()
         )
         return None if row is None else int(row[0])
 
     def set_watermark(self, consumer: str, source: str, source_version: int) -> None:
-        """Moves a watermark with one blind append: meta.watermarks is the log of moves, the latest row counts.
-        A MERGE of the one row cost 1.7-3.5 s a stage run against ~0.6 s (BENCHMARKS.md); the table's auto
-        compaction keeps its files few, and a restore deletes the rows of the watermarks it clears."""
+        """Moves a watermark with one append: meta.watermarks is the log of moves, and the latest row counts.
+
+        A MERGE of the one row cost ~1.9 s against ~0.5 s (BENCHMARKS.md, "Bookkeeping commits"). A move's
+        updated_at is later than the key's previous move's even if this driver's clock is behind (a clock stepped
+        back, another host), so "latest" is the order of the moves. The table's auto compaction keeps its files
+        few; a restore deletes every row of the watermarks it clears."""
         row = self.spark.createDataFrame(
             [(consumer, source, int(source_version))], "consumer string, source string, source_version long"
-        ).withColumn("updated_at", F.current_timestamp())
-        self.append(WATERMARKS, row)
+        )
+        at = F.current_timestamp()
+        if self.exists(WATERMARKS):
+            key = (F.col("consumer") == consumer) & (F.col("source") == source)
+            row = row.crossJoin(self.read(WATERMARKS).where(key).agg(F.max("updated_at").alias("_last")))
+            at = F.greatest(at, F.col("_last") + F.expr("INTERVAL 1 MILLISECOND"))  # greatest skips a NULL _last
+        self.append(WATERMARKS, row.withColumn("updated_at", at).drop("_last"))

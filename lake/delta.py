@@ -121,6 +121,18 @@ def write(
     return latest_version(df.sparkSession, path)
 
 
+def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
+    """The table's properties (TBLPROPERTIES)."""
+    return dict(DeltaTable.forPath(spark, path).detail().select("properties").first()[0] or {})
+
+
+def set_properties(spark: SparkSession, path: str, properties: dict[str, str]) -> None:
+    """Sets table properties in one metadata commit (retried on a conflict)."""
+    pairs = ", ".join(f"'{key}' = '{value}'" for key, value in sorted(properties.items()))
+    location = path.replace("`", "``")
+    retry_on_conflict(lambda: spark.sql(f"ALTER TABLE delta.`{location}` SET TBLPROPERTIES ({pairs})"))
+
+
 def is_conflict(exc: BaseException) -> bool:
     """True for Delta's concurrent-modification conflicts (Python-converted or raw Py4J), whatever the wrapping."""
     seen: BaseException | None = exc

@@ -150,7 +150,7 @@ def _silver_watermark(lake: Lake) -> int | None:
         return None
     table = marks.to_pyarrow_dataset().to_table(columns=["consumer", "source", "source_version", "updated_at"])
     rows = [r for r in table.to_pylist() if (r["consumer"], r["source"]) == ("silver", BRONZE)]
-    latest = max(rows, key=lambda r: (r["updated_at"], r["source_version"]), default=None)  # Lake.watermark's order
+    latest = max(rows, key=lambda r: r["updated_at"], default=None)  # Lake.watermark's order: the latest move
     return None if latest is None else int(latest["source_version"])
 
 
