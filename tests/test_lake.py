@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
+from registry_edit import lake_with_registry_edit
 
-from lake import Lake, load_conf
+from lake import load_conf
 from lake.catalog import WATERMARKS, TableMissingError, UnknownTableError
 from lake.config import ConfigError
 from lake.session import spark_settings
@@ -194,12 +194,8 @@ def test_wide_trip_tables_keep_statistics_only_for_their_stats_columns(lake):
 
 
 def test_stats_columns_must_be_columns_of_the_table(tmp_path):
-    conf_dir = tmp_path / "conf"
-    shutil.copytree(load_conf("test").conf_dir, conf_dir)
-    registry = (conf_dir / "tables.yaml").read_text()
-    (conf_dir / "tables.yaml").write_text(registry.replace("stats_columns: [trip_key,", "stats_columns: [no_such,", 1))
     with pytest.raises(ConfigError, match=r"stats_columns \['no_such'\] are not columns"):
-        Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}, conf_dir=conf_dir))
+        lake_with_registry_edit(tmp_path, "stats_columns: [trip_key,", "stats_columns: [no_such,")
 
 
 def test_an_append_that_loses_a_commit_race_is_retried_and_lands_once(lake, spark, monkeypatch):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import datetime, timedelta
 
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
+from registry_edit import lake_with_registry_edit
 
-from lake import Lake, load_conf
 from lake.catalog import WATERMARKS
 from lake.config import ConfigError
 from lake.delta import last_commit, table_properties, write
@@ -61,9 +60,5 @@ def test_a_watermark_table_an_older_release_made_gains_the_registry_s_properties
 
 
 def test_table_properties_in_the_registry_must_be_delta_properties(tmp_path):
-    conf_dir = tmp_path / "conf"
-    shutil.copytree(load_conf("test").conf_dir, conf_dir)
-    registry = (conf_dir / "tables.yaml").read_text()
-    (conf_dir / "tables.yaml").write_text(registry.replace("{delta.autoOptimize", "{spark.autoOptimize", 1))
     with pytest.raises(ConfigError, match=r"meta.watermarks: properties must be Delta table properties"):
-        Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}, conf_dir=conf_dir))
+        lake_with_registry_edit(tmp_path, "{delta.autoOptimize", "{spark.autoOptimize")
