@@ -239,7 +239,7 @@ class Lake:
     def set_watermark(self, consumer: str, source: str, source_version: int) -> None:
         """Moves a watermark with one append: meta.watermarks is the log of moves, and the latest row counts.
 
-        A MERGE of the one row cost ~1.9 s against ~0.5 s (BENCHMARKS.md, "Bookkeeping commits"). A move's
+        A MERGE of the one row cost ~2.2 s against ~0.6 s (BENCHMARKS.md, "Bookkeeping commits"). A move's
         updated_at is later than the key's previous move's even if this driver's clock is behind (a clock stepped
         back, another host), so "latest" is the order of the moves: the previous move's time is the one this Lake
         read (a stage reads its watermark first), else read now. The table's auto compaction keeps its files few;

@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
+from lake import delta
 from lake.catalog import WATERMARKS, Lake
 from lake.errors import InputError, UserError
 
@@ -68,8 +69,7 @@ def optimize(lake: Lake, table: str, zorder_by: list[str] | None = None) -> dict
 
 def configured_retention_hours(lake: Lake, table: str) -> float:
     """The table's delta.deletedFileRetentionDuration in hours (Delta's default: a week)."""
-    detail = DeltaTable.forPath(lake.spark, lake.path(table)).detail().select("properties").first()[0] or {}
-    setting = detail.get(RETENTION_PROPERTY, "")
+    setting = delta.table_properties(lake.spark, lake.path(table)).get(RETENTION_PROPERTY, "")
     match = re.fullmatch(r"\s*interval\s+(\d+)\s+(week|day|hour|minute|second)s?\s*", setting, re.IGNORECASE)
     return int(match.group(1)) * _HOURS_PER_UNIT[match.group(2).lower()] if match else DEFAULT_RETAIN_HOURS
 
