@@ -29,11 +29,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import duckdb_reference  # noqa: E402  (bench/ is on the path when run as a script)
-from pyspark.sql import functions as F  # noqa: E402
+import duckdb_gold  # noqa: E402  (bench/ is on the path when run as a script)
+import duckdb_reference  # noqa: E402
 
 from lake import Lake, load_conf  # noqa: E402
 from pipelines.bronze import run_ingest  # noqa: E402
+from pipelines.common import StageResult  # noqa: E402
 from pipelines.generate import EXPECTED, generate  # noqa: E402
 from pipelines.generate.synth import PARAMS  # noqa: E402
 from pipelines.gold import run_gold  # noqa: E402
@@ -134,14 +135,32 @@ def timed(watch: MemoryWatch, phase: str, call) -> tuple[object, float]:
     return result, seconds
 
 
-def spark_sums(lake: Lake) -> dict:
-    """The gold sums duckdb_reference.gold_sums computes, read from the Spark-built tables."""
-    z = lake.read("gold.zone_daily").agg(
-        F.count(F.lit(1)), F.sum("trips"), F.round(F.sum("revenue"), 2), F.round(F.sum("tips"), 2),
-        F.round(F.sum("total_distance"), 4), F.round(F.sum(F.col("avg_duration_min") * F.col("trips")), 3),
-    ).first()  # fmt: skip
-    h = lake.read("gold.hourly_demand").agg(F.count(F.lit(1)), F.sum("trips")).first()
-    return duckdb_reference.sums_dict(tuple(z), tuple(h))
+def spark_result(lake: Lake, silver: StageResult) -> dict:
+    """What the DuckDB reference reports, from the Spark run: silver's counts per rule and the gold sums
+    (duckdb_gold.SUMS, by the same SQL over the Spark-built tables)."""
+    for table in duckdb_gold.TABLES:
+        lake.read(f"gold.{table}").createOrReplaceTempView(table)
+    try:
+        sums = duckdb_gold.gold_sums(lambda sql: lake.spark.sql(sql).first())
+    finally:
+        for table in duckdb_gold.TABLES:
+            lake.spark.catalog.dropTempView(table)
+    return {
+        "quarantined_by_rule": dict(sorted(silver.details["quarantined_by_rule"].items())),
+        "warned_by_rule": dict(sorted(silver.details["warned_by_rule"].items())),
+        "silver_rows": lake.read("silver.trips").count(),
+        **sums,
+    }
+
+
+def gold_settings(lake: Lake) -> duckdb_gold.GoldSettings:
+    """The lake's gold settings, for the reference."""
+    return duckdb_gold.GoldSettings(
+        int(lake.conf.require("gold.pair_window_days")),
+        float(lake.conf.get("gold.median_relative_accuracy") or 0.01),
+        int(lake.conf.get("gold.pair_hour_bucket_hours") or 4),
+        tuple(date.fromisoformat(str(d)) for d in lake.conf.get("gold.extra_holidays") or []),
+    )
 
 
 def same(a: object, b: object) -> bool:
@@ -173,27 +192,22 @@ def run_size(args: argparse.Namespace, rows: int, watch: MemoryWatch, spark) -> 
         out["train_windows"] = trained.counts["windows"]
     out["load_after"] = os.getloadavg()
     out["peaks"] = {stage: watch.peaks.get(f"{rows}:{stage}", (0, 0)) for stage in out["stages"]}
-    spark_result = {
-        "quarantined_by_rule": dict(sorted(silver.details["quarantined_by_rule"].items())),
-        "warned_by_rule": dict(sorted(silver.details["warned_by_rule"].items())),
-        "silver_rows": lake.read("silver.trips").count(),
-        **spark_sums(lake),
-    }
-    out["matches_expected"] = spark_result["quarantined_by_rule"] == expected["quarantined_by_rule"]
+    spark = spark_result(lake, silver)
+    out["matches_expected"] = spark["quarantined_by_rule"] == expected["quarantined_by_rule"]
     out["bronze_rows"] = ingest.counts["rows"]
-    out["silver_rows"] = spark_result["silver_rows"]
+    out["silver_rows"] = spark["silver_rows"]
     if args.duckdb:
+        settings = gold_settings(lake)
         with tempfile.TemporaryDirectory() as scratch:
             reference, seconds = timed(
-                watch, f"{rows}:duckdb", lambda: duckdb_reference.run_reference([str(data)], 2, scratch)
+                watch, f"{rows}:duckdb", lambda: duckdb_reference.run_reference([str(data)], 2, scratch, settings)
             )
         out["duckdb_s"] = seconds
         out["duckdb_peak"] = watch.peaks.get(f"{rows}:duckdb", (0, 0))
-        compared = {k: reference[k] for k in spark_result}
-        out["identical"] = same(compared, spark_result)
+        compared = {k: reference[k] for k in spark}
+        out["identical"] = same(compared, spark)
         if not out["identical"]:
-            out["difference"] = {k: (spark_result[k], compared[k]) for k in spark_result if not same(
-                spark_result[k], compared[k])}  # fmt: skip
+            out["difference"] = {k: (spark[k], compared[k]) for k in spark if not same(spark[k], compared[k])}
     return out
 
 
@@ -287,7 +301,7 @@ def report(args: argparse.Namespace, sizes: list[dict], daily: list[dict], spark
                 f"{rows / size['duckdb_s']:,.0f} | {_mib(py)} | |",
                 "",
                 f"**Spark / DuckDB: {pipeline / size['duckdb_s']:.1f}x** (target: at most 4x); results identical "
-                f"(silver rows, quarantine and warnings per rule, zone_daily and hourly_demand row counts and sums): "
+                f"(silver rows, quarantine and warnings per rule, row counts and sums of gold's four tables): "
                 f"{size['identical']}" + (f"; differences: `{size['difference']}`" if not size["identical"] else ""),
             ]
         lines.append("")

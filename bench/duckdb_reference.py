@@ -1,9 +1,9 @@
-"""The silver typing + rules and the gold zone_daily / hourly_demand aggregates in DuckDB: a single-node reference.
+"""The silver typing + rules and gold's four tables in DuckDB: a single-node reference doing the pipeline's work.
 
 Mirrors pipelines/silver/transform.py (trim, empty text is missing, try-casts, integer codes accept "1.0", ISO or
 US timestamps, `_unparsed`), the rules of conf/expectations/silver.yaml with the null semantics of
-pipelines/rules.py (between / in_set skip nulls, pair rules skip rows with a missing value), the dedup on the
-trip values, and pipelines/gold/analytics.py (decimal sums, avg duration, speed over trips that took time).
+pipelines/rules.py (between / in_set skip nulls, pair rules skip rows with a missing value), the SHA-256 trip key
+and the dedup on it, and gold's zone_daily, hourly_demand, pair_stats and trip_features (bench/duckdb_gold.py).
 A CSV line that does not split into the header's columns is rejected by DuckDB's reader and counted under the
 rule that catches it in Spark (well_formed_row).
 
@@ -26,7 +26,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import duckdb_gold  # noqa: E402  (bench/ is on the path when run as a script)
+
 from pipelines.bronze.schema_map import map_columns  # noqa: E402  (after the path)
+from pipelines.gold.holidays import holidays_between  # noqa: E402
 
 RULES = ROOT / "conf" / "expectations" / "silver.yaml"
 ZONES = ROOT / "data" / "reference" / "taxi_zone_lookup.csv"
@@ -39,7 +42,8 @@ DOUBLE_COLUMNS = [
 ]  # fmt: skip
 TIMESTAMP_COLUMNS = {"pickup_datetime": "pickup_ts", "dropoff_datetime": "dropoff_ts"}
 RAW_COLUMNS = [*INT_COLUMNS, *ZONE_COLUMNS, *DOUBLE_COLUMNS, *TIMESTAMP_COLUMNS, "store_and_fwd_flag"]
-# The trip values that identify a trip (pipelines/silver/transform.py TRIP_KEY_COLUMNS).
+# The trip values that identify a trip and how they make its key (pipelines/silver/transform.py).
+KEY_SEPARATOR, NULL_MARK = "\u001f", "\u2205"
 KEY_COLUMNS = [
     "taxi_type", "vendor_id", "pickup_ts", "dropoff_ts", "passenger_count", "rate_code_id", "store_and_fwd_flag",
     "pickup_zone_id", "dropoff_zone_id", "payment_type", "trip_type", *DOUBLE_COLUMNS,
@@ -153,8 +157,11 @@ def _raw_view(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
     con.execute("CREATE TEMP TABLE raw AS " + " UNION ALL ".join(selects))
 
 
-def run_reference(paths: list[str], threads: int = 2, out: str | None = None) -> dict:
+def run_reference(
+    paths: list[str], threads: int = 2, out: str | None = None, gold: duckdb_gold.GoldSettings | None = None
+) -> dict:
     """Silver and gold on DuckDB; returns timings, per-rule counts and the gold sums to compare with Spark."""
+    gold = gold or duckdb_gold.GoldSettings.from_base()
     files = expand(paths)
     rules = yaml.safe_load(RULES.read_text())["rules"]
     con = duckdb.connect()
@@ -178,6 +185,8 @@ def run_reference(paths: list[str], threads: int = 2, out: str | None = None) ->
     )
     checked = [r for r in rules if r["name"] != CORRUPT_RULE]
     flags = ", ".join(f'{rule_sql(r, zone_ids)} AS "{r["name"]}"' for r in checked)
+    key_values = ", ".join(f"coalesce(CAST(d.{c} AS VARCHAR), '{NULL_MARK}')" for c in KEY_COLUMNS)
+    trip_key = f"sha256(concat_ws(chr({ord(KEY_SEPARATOR)}), {key_values}))"
     clock = time.perf_counter()
     con.execute(f"""
         CREATE TEMP TABLE batch AS
@@ -192,7 +201,7 @@ def run_reference(paths: list[str], threads: int = 2, out: str | None = None) ->
                    strftime(pickup_ts, '%Y-%m') AS pickup_month, CAST(pickup_ts AS DATE) AS pickup_date
             FROM typed
         )
-        SELECT d.*, pz.zone AS pickup_zone, pz.borough AS pickup_borough,
+        SELECT d.*, {trip_key} AS trip_key, pz.zone AS pickup_zone, pz.borough AS pickup_borough,
                dz.zone AS dropoff_zone, dz.borough AS dropoff_borough, {flags}
         FROM derived d
         LEFT JOIN zones pz ON pz.zone_id = d.pickup_zone_id
@@ -211,36 +220,21 @@ def run_reference(paths: list[str], threads: int = 2, out: str | None = None) ->
     con.execute(f"""
         CREATE TEMP TABLE silver AS
         SELECT * EXCLUDE (_rank) FROM (
-            SELECT *, row_number() OVER (PARTITION BY {', '.join(KEY_COLUMNS)} ORDER BY _source_file) AS _rank
+            SELECT *, row_number() OVER (PARTITION BY trip_key ORDER BY _source_file) AS _rank
             FROM batch WHERE NOT ({rejected})
         ) WHERE _rank = 1
     """)  # fmt: skip
     seconds["silver"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    took_time = "duration_min > 0 AND trip_distance IS NOT NULL"
-    con.execute(f"""
-        CREATE TEMP TABLE zone_daily AS
-        SELECT pickup_zone_id, pickup_zone, pickup_borough, count(*) AS trips,
-               CAST(sum(CAST(total_amount AS DECIMAL(18, 2))) AS DOUBLE) AS revenue,
-               CAST(sum(CAST(tip_amount AS DECIMAL(18, 2))) AS DOUBLE) AS tips,
-               CAST(sum(CAST(trip_distance AS DECIMAL(18, 6))) AS DOUBLE) AS total_distance,
-               CAST(sum(CAST(duration_min AS DECIMAL(18, 6))) AS DOUBLE) / count(duration_min) AS avg_duration_min,
-               CAST(sum(CASE WHEN {took_time} THEN CAST(trip_distance AS DECIMAL(18, 6)) END) AS DOUBLE)
-                 / (CAST(sum(CASE WHEN {took_time} THEN CAST(duration_min AS DECIMAL(18, 6)) END) AS DOUBLE) / 60)
-                 AS avg_speed_mph,
-               pickup_date
-        FROM silver GROUP BY pickup_date, pickup_zone_id, pickup_zone, pickup_borough
-    """)  # fmt: skip
-    con.execute("""
-        CREATE TEMP TABLE hourly_demand AS
-        SELECT pickup_borough, CAST(hour(pickup_ts) AS INTEGER) AS pickup_hour, count(*) AS trips, pickup_date
-        FROM silver GROUP BY pickup_date, pickup_borough, hour(pickup_ts)
-    """)
+    low, high = con.execute("SELECT min(pickup_date), max(pickup_date) FROM silver").fetchone()
+    holidays = holidays_between(low, high, gold.extra_holidays) if low is not None else []
+    duckdb_gold.build_gold(con, gold, holidays)
     seconds["gold"] = time.perf_counter() - clock
     if out:
         clock = time.perf_counter()
         Path(out).mkdir(parents=True, exist_ok=True)
-        for table in ("silver", "zone_daily", "hourly_demand"):
+        con.execute(f"CREATE TEMP TABLE quarantine AS SELECT * FROM batch WHERE {rejected}")
+        for table in ("silver", "quarantine", *duckdb_gold.TABLES):
             con.execute(f"COPY {table} TO '{Path(out) / table}.parquet' (FORMAT parquet)")
         seconds["write"] = time.perf_counter() - clock
     seconds["total"] = sum(seconds.values())
@@ -251,29 +245,8 @@ def run_reference(paths: list[str], threads: int = 2, out: str | None = None) ->
         "quarantined_by_rule": dict(sorted(quarantined_by_rule.items())),
         "warned_by_rule": warned_by_rule,
         "silver_rows": con.execute("SELECT count(*) FROM silver").fetchone()[0],
-        **gold_sums(con, "zone_daily", "hourly_demand"),
+        **duckdb_gold.gold_sums(lambda sql: con.execute(sql).fetchone()),
     }
-
-
-def gold_sums(con: duckdb.DuckDBPyConnection, zone_daily: str, hourly_demand: str) -> dict:
-    """Row counts and sums of the gold aggregates (rounded: the comparison with Spark)."""
-    z = con.execute(
-        f"SELECT count(*), sum(trips), round(sum(revenue), 2), round(sum(tips), 2), round(sum(total_distance), 4), "
-        f"round(sum(avg_duration_min * trips), 3) FROM {zone_daily}"
-    ).fetchone()
-    h = con.execute(f"SELECT count(*), sum(trips) FROM {hourly_demand}").fetchone()
-    return sums_dict(z, h)
-
-
-def sums_dict(z: tuple, h: tuple) -> dict:
-    """The compared gold sums, from (rows, trips, revenue, tips, distance, trip minutes) and (rows, trips)."""
-    return {
-        "zone_daily": {
-            "rows": z[0], "trips": int(z[1] or 0), "revenue": float(z[2] or 0), "tips": float(z[3] or 0),
-            "total_distance": float(z[4] or 0), "trip_minutes": float(z[5] or 0),
-        },
-        "hourly_demand": {"rows": h[0], "trips": int(h[1] or 0)},
-    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import sys
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
 
+from lake import Lake, load_conf
 from lake.errors import InputError
 from pipelines.bronze import run_ingest
+from pipelines.common import StageResult
 from pipelines.generate import EXPECTED, generate
 from pipelines.generate.defects import KINDS
 from pipelines.generate.output import GREEN_HEADER
+from pipelines.gold import run_gold
 from pipelines.silver import run_silver
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import bench_scale  # noqa: E402  (bench/ holds the reference and the comparison the benchmark reports)
+import duckdb_reference  # noqa: E402
 
 REAL_YELLOW = "yellow/yellow_tripdata_sample_2021.csv"  # the current TLC yellow header, plus a test column
 EXTRA_SAMPLE_COLUMN = "test_bool"
@@ -72,16 +82,23 @@ def test_arguments_outside_the_rules_are_refused(tmp_path):
         generate(tmp_path, 10, date(2019, 1, 1), defect_kinds=["not_a_kind"])
 
 
-def test_injected_defects_are_what_silver_quarantines_per_rule(tmp_path, lake):
+@pytest.fixture(scope="module")
+def generated(spark, tmp_path_factory) -> tuple[Path, dict, Lake, StageResult]:
+    """Six generated days (a federal holiday among them) with every kind of defect at a known count, ingested and
+    through silver: the landing folder, the generator's announcement, the lake and silver's result."""
+    root = tmp_path_factory.mktemp("generated")
+    folder = root / "landing"
+    expected = generate(folder, 2400, date(2019, 1, 17), days=6, seed=5, defect_rate=0.25)
+    lake = Lake(load_conf("test", overrides={"lake.root": str(root / "lake")}), spark)
+    assert run_ingest(lake, [str(folder)]).counts["rows"] == 2400
+    return folder, expected, lake, run_silver(lake)
+
+
+def test_injected_defects_are_what_silver_quarantines_per_rule(generated):
     """Every kind of defect at a known count: silver's quarantine and warnings match the announcement rule by rule."""
-    folder = tmp_path / "landing"
-    expected = generate(folder, 2000, date(2019, 1, 30), days=3, seed=5, defect_rate=0.25)
+    folder, expected, lake, result = generated
     assert set(expected["defects_by_kind"]) == {k.name for k in KINDS}
     assert json.loads((folder / EXPECTED).read_text()) == expected
-
-    ingested = run_ingest(lake, [str(folder)])
-    assert ingested.counts["rows"] == 2000
-    result = run_silver(lake)
 
     quarantine = lake.read("silver.quarantine")
     by_rule = quarantine.select(F.explode("_rules_failed").alias("rule")).groupBy("rule").count().collect()
@@ -91,4 +108,24 @@ def test_injected_defects_are_what_silver_quarantines_per_rule(tmp_path, lake):
     assert result.details["warned_by_rule"] == expected["warned_by_rule"]
     assert lake.read("silver.trips").count() == expected["silver_rows"]
     per_file = Counter(row["_source_file"].rsplit("/", 1)[-1] for row in quarantine.select("_source_file").collect())
-    assert sum(per_file.values()) == expected["quarantined_rows"] and len(per_file) == 3
+    assert sum(per_file.values()) == expected["quarantined_rows"] and len(per_file) == 6
+
+
+def test_the_duckdb_reference_computes_what_the_pipeline_computes(generated):
+    """bench/'s single-node reference does the pipeline's work, so the benchmark's Spark / DuckDB ratio compares
+    equal work: the same silver counts per rule, and gold's four tables with the same row counts, sums, medians,
+    window counts and trip keys (one run's sums, compared as bench_scale compares them)."""
+    folder, _, lake, silver = generated
+    run_gold(lake)
+    spark = bench_scale.spark_result(lake, silver)
+    reference = duckdb_reference.run_reference([str(folder)], threads=2, gold=bench_scale.gold_settings(lake))
+    assert bench_scale.same({key: reference[key] for key in spark}, spark), (spark, reference)
+    features = spark["trip_features"]
+    # what the comparison must cover to mean something: trips with pair history, hour medians, a holiday, airports
+    assert spark["pair_stats"]["rows"] > 0 and features["with_hour_median"] > 0 and features["prev_hour"] > 0
+    assert features["holidays"] > 0 and features["pickup_airports"] > 0 and features["keys"] == spark["silver_rows"]
+    # and it tells windows apart: two days instead of the lake's window moves the pair statistics
+    shorter = dataclasses.replace(bench_scale.gold_settings(lake), window_days=2)
+    other = duckdb_reference.run_reference([str(folder)], threads=2, gold=shorter)
+    assert not bench_scale.same(other["pair_stats"], spark["pair_stats"])
+    assert bench_scale.same(other["zone_daily"], spark["zone_daily"])
