@@ -68,31 +68,31 @@ def _windowed_medians(
     con: duckdb.DuckDBPyConnection, name: str, keys: list[str], kinds: list[int], window_days: int
 ) -> None:
     """`name`: per day with cells and keys, the trailing window's count of each kind (`n_<kind>`) and the middle bins
-    of the window's values (`lo_<kind>`, `hi_<kind>`), from `cells_<name>` (pickup_date, keys, kind, bin, n)."""
-    on = " AND ".join(f"c.{k} = d.{k}" for k in keys)
+    of the window's values (`lo_<kind>`, `hi_<kind>`; not for TRIP), from `cells_<name>` (pickup_date, keys, kind,
+    bin, n). As gold does it: a day's bins as a list (each bin repeated n times), the window's lists concatenated and
+    sorted, the middle positions read. (A range join of each day to its window's cells, summed per bin and read by a
+    running count, gave the same tables in twice the time: 13.0 against 6.9 s for gold at 1M rows.)"""
     key_list = ", ".join(keys)
+    daily, window, middle = [], [], []
+    for k in kinds:
+        daily.append(f"sum(n) FILTER (WHERE kind = {k}) AS day_n_{k}")
+        window.append(f"sum(day_n_{k}) OVER w AS n_{k}")
+        middle.append(f"n_{k}")
+        if k == TRIP:
+            continue
+        daily.append(f"flatten(list(list_resize([bin], n, bin)) FILTER (WHERE kind = {k})) AS day_bins_{k}")
+        window.append(f"list_sort(flatten(list(day_bins_{k}) OVER w)) AS bins_{k}")
+        for side, position in (("lo", f"(len(bins_{k}) - 1) // 2"), ("hi", f"len(bins_{k}) // 2")):
+            middle.append(f"CASE WHEN len(bins_{k}) > 0 THEN bins_{k}[{position} + 1] END AS {side}_{k}")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {name} AS
-        WITH days AS (SELECT DISTINCT pickup_date, {key_list} FROM cells_{name}),
-        window_bins AS (
-            SELECT d.pickup_date, {', '.join(f'd.{k}' for k in keys)}, c.kind, c.bin, sum(c.n) AS n
-            FROM days d JOIN cells_{name} c
-              ON {on} AND c.pickup_date BETWEEN d.pickup_date - {int(window_days)} AND d.pickup_date - 1
-            GROUP BY ALL
-        ),
-        ranked AS (
-            SELECT *, sum(n) OVER (PARTITION BY pickup_date, {key_list}, kind ORDER BY bin) AS upto,
-                      sum(n) OVER (PARTITION BY pickup_date, {key_list}, kind) AS total
-            FROM window_bins
+        WITH per_day AS (SELECT pickup_date, {key_list}, {', '.join(daily)} FROM cells_{name} GROUP BY ALL),
+        windowed AS (
+            SELECT pickup_date, {key_list}, {', '.join(window)} FROM per_day
+            WINDOW w AS (PARTITION BY {key_list} ORDER BY pickup_date
+                         RANGE BETWEEN INTERVAL {int(window_days)} DAY PRECEDING AND INTERVAL 1 DAY PRECEDING)
         )
-        SELECT pickup_date, {key_list},
-               {', '.join(f'sum(n) FILTER (WHERE kind = {k}) AS n_{k}' for k in kinds)},
-               {', '.join(
-                   f'min(bin) FILTER (WHERE kind = {k} AND upto >= floor((total - 1) / 2) + 1) AS lo_{k}, '
-                   f'min(bin) FILTER (WHERE kind = {k} AND upto >= floor(total / 2) + 1) AS hi_{k}'
-                   for k in kinds if k != TRIP
-               )}
-        FROM ranked GROUP BY ALL
+        SELECT pickup_date, {key_list}, {', '.join(middle)} FROM windowed
     """)  # fmt: skip
 
 
