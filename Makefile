@@ -13,6 +13,7 @@ SAMPLE := data/sample
 
 setup: .venv/.installed
 	$(PY) -m lake.jars >/dev/null
+	$(PY) -m lake.classarchive >/dev/null
 
 # The main job on the embedded defaults: the Prefect `daily` flow (ephemeral API, no server needed) ingests the
 # bundled sample, then silver, gold, train (MLflow, SQLite) and score; then a look at what it made.
@@ -42,6 +43,7 @@ BENCH_ROWS ?= 5000000
 bench: setup
 	$(PY) bench/bench_scale.py --rows $(BENCH_ROWS) --train --daily
 	$(PY) bench/bench_jit.py
+	$(PY) bench/bench_startup.py
 	$(PY) bench/bench_cluster.py
 	$(PY) bench/bench_silver.py
 	$(PY) bench/bench_query.py

@@ -7,6 +7,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from lake import classarchive
 from lake.config import Conf
 from lake.jars import SparkSetupError, check_java, delta_coordinates, resolve_jars
 
@@ -54,7 +55,8 @@ def spark_settings(conf: Conf) -> dict[str, str]:
     jvm_options = str(conf.get("spark.jvm_options") or "").strip()
     log_config = conf.conf_dir / "log4j2.properties"
     logging = f"-Dlog4j.configurationFile=file:{log_config}" if log_config.exists() else ""
-    if driver_options := " ".join(option for option in (logging, jvm_options) if option):
+    archive = " ".join(classarchive.driver_options(conf))
+    if driver_options := " ".join(option for option in (logging, jvm_options, archive) if option):
         settings["spark.driver.extraJavaOptions"] = driver_options
     if jvm_options:
         settings["spark.executor.extraJavaOptions"] = jvm_options

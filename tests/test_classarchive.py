@@ -1,0 +1,74 @@
+"""The driver's class archive (lake/classarchive.py): where it lives, when a driver uses or writes it, and that the
+suite's own driver started from it when `make setup` made one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lake import classarchive, load_conf
+from lake.session import spark_settings
+
+
+def _conf(tmp_path: Path, **overrides):
+    return load_conf("test", overrides={"spark.delta_jars": "none", "spark.jar_cache": str(tmp_path), **overrides})
+
+
+def test_a_driver_uses_the_archive_only_when_it_exists_for_this_java_and_pyspark(tmp_path, monkeypatch):
+    monkeypatch.delenv(classarchive.DUMP_ENV, raising=False)
+    conf = _conf(tmp_path)
+    path = classarchive.archive_path(conf)
+    assert path is not None and path.parent == tmp_path and path.suffix == ".jsa"
+    assert "SharedArchiveFile" not in spark_settings(conf)["spark.driver.extraJavaOptions"]  # none made yet
+
+    path.write_bytes(b"archive")
+    driver = spark_settings(conf)["spark.driver.extraJavaOptions"].split()
+    assert f"-XX:SharedArchiveFile={path}" in driver and set(classarchive.QUIET) <= set(driver)
+    assert "-XX:-DontCompileHugeMethods" in driver  # the configured options stay
+    assert "SharedArchiveFile" not in spark_settings(conf)["spark.executor.extraJavaOptions"]  # a cluster's JVMs
+    assert classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": "off"})) is None
+    named = tmp_path / "elsewhere.jsa"
+    assert classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": str(named)})) == named
+
+
+def test_the_archive_is_keyed_by_the_pyspark_installation(tmp_path, monkeypatch):
+    """Another venv's pyspark is another classpath: the JVM would refuse the archive, so it gets its own."""
+    import pyspark
+
+    monkeypatch.setattr(pyspark, "__file__", str(tmp_path / "other-venv" / "pyspark" / "__init__.py"))
+    other = classarchive.archive_path(_conf(tmp_path))
+    monkeypatch.undo()
+    assert other != classarchive.archive_path(_conf(tmp_path))
+
+
+def test_the_child_that_writes_the_archive_dumps_instead_of_using_one(tmp_path, monkeypatch):
+    target = tmp_path / "partial.jsa"
+    monkeypatch.setenv(classarchive.DUMP_ENV, str(target))
+    (classarchive.archive_path(_conf(tmp_path))).write_bytes(b"archive")
+    driver = spark_settings(_conf(tmp_path))["spark.driver.extraJavaOptions"]
+    assert f"-XX:ArchiveClassesAtExit={target}" in driver and "SharedArchiveFile" not in driver
+
+
+def test_the_suite_s_driver_started_from_the_archive_setup_made(spark):
+    """`make setup` (which `make test` runs first) writes the archive; the session fixture's driver maps it."""
+    path = classarchive.archive_path(load_conf("test"))
+    if path is None or not path.is_file():
+        message = f"no class archive at {path}: run `python -m lake.classarchive` (make setup does)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs `make setup` first: {message}", pytrace=False)
+        pytest.skip(message)
+    jvm = spark.sparkContext._jvm
+    arguments = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert f"-XX:SharedArchiveFile={path}" in arguments
+    # The JVM skips an archive it cannot map, silently; with -Xshare:on it refuses to start instead. This driver's
+    # Java and classpath (pyspark's JARs) must accept the archive, or the option above buys nothing.
+    java = str(Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "java")
+    classpath = jvm.java.lang.System.getProperty("java.class.path")
+    command = [java, "-Xshare:on", f"-XX:SharedArchiveFile={path}", "-cp", classpath, "-version"]
+    checked = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    wrong = subprocess.run([*command[:-3], "-cp", str(path.parent), "-version"], capture_output=True, check=False)
+    assert wrong.returncode != 0  # the check can fail: another classpath is refused
