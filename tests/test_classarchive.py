@@ -30,6 +30,13 @@ def test_a_driver_uses_the_archive_only_when_it_exists_for_this_java_and_pyspark
     assert "-XX:-DontCompileHugeMethods" in driver  # the configured options stay
     assert "SharedArchiveFile" not in spark_settings(conf)["spark.executor.extraJavaOptions"]  # a cluster's JVMs
     assert classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": "off"})) is None
+    spaced = tmp_path / "my cache"
+    spaced.mkdir()
+    (classarchive.archive_path(_conf(spaced))).write_bytes(b"archive")
+    assert (
+        classarchive.driver_options(_conf(spaced))[0]
+        == f'"-XX:SharedArchiveFile={classarchive.archive_path(_conf(spaced))}"'
+    )
     named = tmp_path / "elsewhere.jsa"
     assert classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": str(named)})) == named
 
