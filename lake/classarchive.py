@@ -26,14 +26,23 @@ from lake.jars import SparkSetupError
 # The JVM reports an archive it cannot use on stdout ([warning][cds...]): a `lake query` prints its result there.
 QUIET = ("-Xlog:cds*=off", "-Xlog:class+path=off")
 DUMP_ENV = "LAKE_CLASS_ARCHIVE_DUMP"  # set in the child process that writes the archive
+OFF = ("off", "none", "false", "no")
+AUTO = ("auto", "on", "true", "yes")
+DUMP_TIMEOUT_SECONDS = 900
 
 
 def archive_path(conf: Conf) -> Path | None:
-    """Where the archive for this Java, pyspark installation and delta-spark lives: in the JAR cache, or the path
-    `spark.class_archive` names (None when it is `off` or no Java is found)."""
+    """Where the archive for this Java, pyspark installation and delta-spark lives: in the JAR cache (`auto`), or the
+    path `spark.class_archive` names, relative to the project root; None when it is off or no Java is found."""
     setting = conf.get("spark.class_archive", "auto")
-    if setting in (False, "off", "false", None):
+    if setting in (False, None) or str(setting).lower() in OFF:
         return None
+    if setting is True or str(setting).lower() in AUTO:
+        return _keyed_path(conf)
+    return Path(conf.path("spark.class_archive"))
+
+
+def _keyed_path(conf: Conf) -> Path | None:
     home_java = Path(os.environ.get("JAVA_HOME") or "/nonexistent") / "bin" / "java"
     java = str(home_java) if home_java.exists() else shutil.which("java")
     if not java:
@@ -41,17 +50,21 @@ def archive_path(conf: Conf) -> Path | None:
     import pyspark
 
     real = Path(java).resolve()
-    installed = Path(pyspark.__file__).parent  # the driver's classpath (its jars/): another venv, another archive
-    key = "|".join([str(real), str(real.stat().st_mtime_ns), str(installed), metadata.version("delta-spark")])
+    jars = Path(pyspark.__file__).parent / "jars"  # the driver's classpath: another venv or version, another archive
+    listing = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in jars.glob("*.jar"))
+    try:
+        delta_version = metadata.version("delta-spark")
+    except metadata.PackageNotFoundError:
+        delta_version = "none"
+    key = repr((str(real), real.stat().st_mtime_ns, str(jars), pyspark.__version__, listing, delta_version))
     folder = Path(os.path.expanduser(str(conf.get("spark.jar_cache") or "~/.cache/taxi-lakehouse/jars")))
-    name = f"driver-classes-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
-    return folder / name if setting == "auto" else Path(os.path.expanduser(str(setting)))
+    return folder / f"driver-classes-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsa"
 
 
 def driver_options(conf: Conf) -> list[str]:
     """The driver JVM's options for the archive: write it (in the child process of `create`), use it, or none."""
-    if os.environ.get(DUMP_ENV):
-        return [f"-XX:ArchiveClassesAtExit={os.environ[DUMP_ENV]}", *QUIET]
+    if os.environ.get(DUMP_ENV):  # its JVM's cds messages stay on: create() reports them if the dump fails
+        return [f"-XX:ArchiveClassesAtExit={os.environ[DUMP_ENV]}"]
     path = archive_path(conf)
     if path is None or not path.is_file():
         return []
@@ -111,9 +124,15 @@ def create(conf: Conf | None = None, force: bool = False) -> Path | None:
         with tempfile.TemporaryDirectory() as scratch:
             env = {**os.environ, DUMP_ENV: str(partial)}
             command = [sys.executable, "-c", f"from lake.classarchive import _workload; _workload({scratch!r})"]
-            done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            try:
+                done = subprocess.run(
+                    command, env=env, capture_output=True, text=True, check=False, timeout=DUMP_TIMEOUT_SECONDS
+                )
+            except subprocess.TimeoutExpired as exc:
+                raise SparkSetupError(f"writing the driver class archive {path} took over {exc.timeout} s") from exc
         if done.returncode != 0 or not partial.is_file():
-            raise SparkSetupError(f"could not write the driver class archive {path}: {done.stderr.strip()[-1500:]}")
+            output = (done.stdout.strip()[-700:] + "\n" + done.stderr.strip()[-1500:]).strip()
+            raise SparkSetupError(f"could not write the driver class archive {path}: {output}")
         os.replace(partial, path)  # a driver starting meanwhile sees no archive or a whole one
     finally:
         partial.unlink(missing_ok=True)
@@ -123,5 +142,5 @@ def create(conf: Conf | None = None, force: bool = False) -> Path | None:
 if __name__ == "__main__":
     try:
         print(create(force="--force" in sys.argv))
-    except SparkSetupError as exc:  # an optimization: without it drivers start as before, so set-up goes on
+    except Exception as exc:  # an optimization: without it drivers start as before, so set-up goes on
         print(f"warning: {exc}", file=sys.stderr)

@@ -29,7 +29,11 @@ def test_a_driver_uses_the_archive_only_when_it_exists_for_this_java_and_pyspark
     assert f"-XX:SharedArchiveFile={path}" in driver and set(classarchive.QUIET) <= set(driver)
     assert "-XX:-DontCompileHugeMethods" in driver  # the configured options stay
     assert "SharedArchiveFile" not in spark_settings(conf)["spark.executor.extraJavaOptions"]  # a cluster's JVMs
-    assert classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": "off"})) is None
+    for off in ("off", False, "none", "OFF"):
+        assert classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": off})) is None, off
+    assert classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": True})) == path
+    relative = classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": "build/classes.jsa"}))
+    assert relative == Path(load_conf("test").conf_dir).parent.resolve() / "build" / "classes.jsa"  # project root
     spaced = tmp_path / "my cache"
     spaced.mkdir()
     (classarchive.archive_path(_conf(spaced))).write_bytes(b"archive")
@@ -41,14 +45,19 @@ def test_a_driver_uses_the_archive_only_when_it_exists_for_this_java_and_pyspark
     assert classarchive.archive_path(_conf(tmp_path, **{"spark.class_archive": str(named)})) == named
 
 
-def test_the_archive_is_keyed_by_the_pyspark_installation(tmp_path, monkeypatch):
-    """Another venv's pyspark is another classpath: the JVM would refuse the archive, so it gets its own."""
+def test_the_archive_is_keyed_by_the_pyspark_installation_and_its_jars(tmp_path, monkeypatch):
+    """Another venv's pyspark, or the same folder upgraded in place, is another classpath: the JVM would refuse the
+    archive (silently), so it gets its own."""
     import pyspark
 
-    monkeypatch.setattr(pyspark, "__file__", str(tmp_path / "other-venv" / "pyspark" / "__init__.py"))
-    other = classarchive.archive_path(_conf(tmp_path))
-    monkeypatch.undo()
-    assert other != classarchive.archive_path(_conf(tmp_path))
+    mine = classarchive.archive_path(_conf(tmp_path))
+    other_venv = tmp_path / "other-venv" / "pyspark"
+    (other_venv / "jars").mkdir(parents=True)
+    monkeypatch.setattr(pyspark, "__file__", str(other_venv / "__init__.py"))
+    before = classarchive.archive_path(_conf(tmp_path))
+    (other_venv / "jars" / "spark-core_2.13-9.9.9.jar").write_bytes(b"jar")  # an upgrade in place
+    after = classarchive.archive_path(_conf(tmp_path))
+    assert len({mine, before, after}) == 3
 
 
 def test_the_child_that_writes_the_archive_dumps_instead_of_using_one(tmp_path, monkeypatch):
@@ -74,7 +83,8 @@ def test_the_suite_s_driver_started_from_the_archive_setup_made(spark):
     # Java and classpath (pyspark's JARs) must accept the archive, or the option above buys nothing.
     java = str(Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "java")
     classpath = jvm.java.lang.System.getProperty("java.class.path")
-    command = [java, "-Xshare:on", f"-XX:SharedArchiveFile={path}", "-cp", classpath, "-version"]
+    flags = [a for a in arguments if a.startswith("-XX:")]  # the driver's own VM flags (its collector among them)
+    command = [java, "-Xshare:on", *flags, "-cp", classpath, "-version"]
     checked = subprocess.run(command, capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     wrong = subprocess.run([*command[:-3], "-cp", str(path.parent), "-version"], capture_output=True, check=False)
