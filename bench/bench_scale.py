@@ -163,12 +163,14 @@ def gold_settings(lake: Lake) -> duckdb_gold.GoldSettings:
     )
 
 
-def same(a: object, b: object) -> bool:
-    """Equal, floats within a cent (sums of rounded values added in different orders)."""
+def same(a: object, b: object, name: str = "") -> bool:
+    """Equal; the rounded sums of doubles (added in different orders) within a cent, other floats (exact decimal
+    sums read as doubles) within 1e-6."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same(a[k], b[k], k) for k in a)
     if isinstance(a, float) or isinstance(b, float):
-        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.011)
+        tolerance = 0.011 if name in duckdb_gold.ROUNDED else 1e-6
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=tolerance)
     return a == b
 
 

@@ -24,6 +24,7 @@ ZERO_BIN = -1_000_000_000  # pipelines/gold/sketch.py
 AIRPORT_ZONE_IDS = (1, 132, 138)  # pipelines/gold/features.py
 TRIP, DISTANCE, DURATION = 0, 1, 2
 TABLES = ("zone_daily", "hourly_demand", "pair_stats", "trip_features")
+ROUNDED = ("revenue", "tips", "total_distance", "trip_minutes", "speed")
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,8 @@ def _windowed_medians(
     key_list = ", ".join(keys)
     daily, window, middle = [], [], []
     for k in kinds:
-        daily.append(f"sum(n) FILTER (WHERE kind = {k}) AS day_n_{k}")
-        window.append(f"sum(day_n_{k}) OVER w AS n_{k}")
+        daily.append(f"CAST(sum(n) FILTER (WHERE kind = {k}) AS BIGINT) AS day_n_{k}")
+        window.append(f"CAST(sum(day_n_{k}) OVER w AS BIGINT) AS n_{k}")
         middle.append(f"n_{k}")
         if k == TRIP:
             continue
@@ -158,7 +159,7 @@ def build_gold(con: duckdb.DuckDBPyConnection, settings: GoldSettings, holidays:
         SELECT pickup_date, pickup_zone_id, dropoff_zone_id, bucket, {median(DURATION)} AS pair_hour_median_duration
         FROM pair_hour_window WHERE lo_{DURATION} IS NOT NULL
     """)  # fmt: skip
-    holiday_list = ", ".join(f"DATE '{day.isoformat()}'" for day in holidays) or "NULL"
+    holiday_list = ", ".join(f"DATE '{day.isoformat()}'" for day in holidays)
     airports = ", ".join(str(z) for z in AIRPORT_ZONE_IDS)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE trip_features AS
@@ -174,7 +175,7 @@ def build_gold(con: duckdb.DuckDBPyConnection, settings: GoldSettings, holidays:
                CAST(dayofweek(t.pickup_date) + 1 AS INTEGER) AS day_of_week,
                CAST(month(t.pickup_date) AS INTEGER) AS month,
                dayofweek(t.pickup_date) IN (0, 6) AS is_weekend,
-               t.pickup_date IN ({holiday_list}) AS is_holiday,
+               {f"t.pickup_date IN ({holiday_list})" if holidays else "false"} AS is_holiday,
                t.pickup_zone_id, t.dropoff_zone_id, t.pickup_borough, t.dropoff_borough,
                coalesce(t.pickup_zone_id IN ({airports}), false) AS pickup_is_airport,
                coalesce(t.dropoff_zone_id IN ({airports}), false) AS dropoff_is_airport,
@@ -194,11 +195,13 @@ def _exact(column: str) -> str:
     return f"CAST(sum(CAST({column} AS DECIMAL(18, 6))) AS DOUBLE)"
 
 
-# The compared aggregates per gold table, as SQL over the table: the same text runs on DuckDB and on Spark.
+# The compared aggregates per gold table, as SQL over the table: the same text runs on DuckDB and on Spark. Sums of
+# doubles (ROUNDED) depend on the order of addition: equal within a cent; the rest must be equal (exact decimal sums).
 SUMS = {
     "zone_daily": {
         "rows": "count(*)", "trips": "sum(trips)", "revenue": "round(sum(revenue), 2)", "tips": "round(sum(tips), 2)",
         "total_distance": "round(sum(total_distance), 4)", "trip_minutes": "round(sum(avg_duration_min * trips), 3)",
+        "with_speed": "count(avg_speed_mph)", "speed": "round(sum(avg_speed_mph), 2)",
     },
     "hourly_demand": {"rows": "count(*)", "trips": "sum(trips)", "hours": "sum(pickup_hour * trips)"},
     "pair_stats": {
@@ -208,6 +211,7 @@ SUMS = {
     "trip_features": {
         "rows": "count(*)", "pair_trips": "sum(pair_trips)", "prev_hour": "sum(pickup_zone_trips_prev_hour)",
         "median_distance": _exact("pair_median_distance"), "median_duration": _exact("pair_median_duration"),
+        "with_median_distance": "count(pair_median_distance)", "with_median_duration": "count(pair_median_duration)",
         "hour_median": _exact("pair_hour_median_duration"), "with_hour_median": "count(pair_hour_median_duration)",
         "holidays": "sum(CASE WHEN is_holiday THEN 1 ELSE 0 END)",
         "weekend": "sum(CASE WHEN is_weekend THEN 1 ELSE 0 END)",

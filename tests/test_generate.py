@@ -21,12 +21,16 @@ from pipelines.common import StageResult
 from pipelines.generate import EXPECTED, generate
 from pipelines.generate.defects import KINDS
 from pipelines.generate.output import GREEN_HEADER
-from pipelines.gold import run_gold
-from pipelines.silver import run_silver
+from pipelines.gold import features as gold_features
+from pipelines.gold import run_gold, sketch
+from pipelines.silver import run_silver, transform
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import bench_scale  # noqa: E402  (bench/ holds the reference and the comparison the benchmark reports)
+import duckdb_gold  # noqa: E402
 import duckdb_reference  # noqa: E402
+
+WINDOW_DAYS = 3
 
 REAL_YELLOW = "yellow/yellow_tripdata_sample_2021.csv"  # the current TLC yellow header, plus a test column
 EXTRA_SAMPLE_COLUMN = "test_bool"
@@ -85,11 +89,14 @@ def test_arguments_outside_the_rules_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def generated(spark, tmp_path_factory) -> tuple[Path, dict, Lake, StageResult]:
     """Six generated days (a federal holiday among them) with every kind of defect at a known count, ingested and
-    through silver: the landing folder, the generator's announcement, the lake and silver's result."""
+    through silver (the lake's pair window: WINDOW_DAYS): the landing folder, the generator's announcement, the lake
+    and silver's result."""
     root = tmp_path_factory.mktemp("generated")
     folder = root / "landing"
     expected = generate(folder, 2400, date(2019, 1, 17), days=6, seed=5, defect_rate=0.25)
-    lake = Lake(load_conf("test", overrides={"lake.root": str(root / "lake")}), spark)
+    # a pair window shorter than the six days, so both of its ends matter in the reference comparison below
+    overrides = {"lake.root": str(root / "lake"), "gold.pair_window_days": WINDOW_DAYS}
+    lake = Lake(load_conf("test", overrides=overrides), spark)
     assert run_ingest(lake, [str(folder)]).counts["rows"] == 2400
     return folder, expected, lake, run_silver(lake)
 
@@ -124,8 +131,20 @@ def test_the_duckdb_reference_computes_what_the_pipeline_computes(generated):
     # what the comparison must cover to mean something: trips with pair history, hour medians, a holiday, airports
     assert spark["pair_stats"]["rows"] > 0 and features["with_hour_median"] > 0 and features["prev_hour"] > 0
     assert features["holidays"] > 0 and features["pickup_airports"] > 0 and features["keys"] == spark["silver_rows"]
-    # and it tells windows apart: two days instead of the lake's window moves the pair statistics
-    shorter = dataclasses.replace(bench_scale.gold_settings(lake), window_days=2)
-    other = duckdb_reference.run_reference([str(folder)], threads=2, gold=shorter)
-    assert not bench_scale.same(other["pair_stats"], spark["pair_stats"])
-    assert bench_scale.same(other["zone_daily"], spark["zone_daily"])
+    assert features["with_median_distance"] < features["rows"]  # trips without pair history: nulls compared too
+    # and it tells windows apart: a day shorter or longer than the lake's window moves the pair statistics
+    for days in (WINDOW_DAYS - 1, WINDOW_DAYS + 1):
+        other_window = dataclasses.replace(bench_scale.gold_settings(lake), window_days=days)
+        other = duckdb_reference.run_reference([str(folder)], threads=2, gold=other_window)
+        assert not bench_scale.same(other["pair_stats"], spark["pair_stats"]), days
+        assert bench_scale.same(other["zone_daily"], spark["zone_daily"])
+
+
+def test_the_reference_s_copies_of_the_pipeline_s_constants_are_the_pipeline_s():
+    """bench/ mirrors these in SQL; a change on one side only would make the comparison above compare other work."""
+    assert duckdb_gold.ZERO_BIN == sketch.ZERO_BIN and duckdb_gold.AIRPORT_ZONE_IDS == gold_features.AIRPORT_ZONE_IDS
+    kinds = (gold_features.TRIP, gold_features.DISTANCE, gold_features.DURATION)
+    assert (duckdb_gold.TRIP, duckdb_gold.DISTANCE, duckdb_gold.DURATION) == kinds
+    assert duckdb_reference.KEY_COLUMNS == transform.TRIP_KEY_COLUMNS
+    assert duckdb_reference.KEY_SEPARATOR == transform.KEY_SEPARATOR
+    assert duckdb_reference.NULL_MARK == transform.NULL_MARK
