@@ -5,7 +5,8 @@ With the archive a fresh driver's session starts in 6.4 s instead of 13.2 s and 
 (bench/results/startup.md). Java 17 writes such an archive when a JVM started with
 `-XX:ArchiveClassesAtExit` exits (`python -m lake.classarchive`: a small Delta workload in a child process; `make
 setup` runs it). A driver uses it when it exists for the same Java, pyspark and delta-spark; an archive the JVM cannot
-use (another classpath, a damaged file) is skipped by the JVM itself, silently, and the driver starts as before.
+use (another classpath, a file that fails its header checks) is skipped by the JVM itself, silently, and the driver
+starts as before.
 Only the driver: a cluster's executors run on other machines' JVMs.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from lake.config import Conf, load_conf
-from lake.jars import SparkSetupError
+from lake.jars import SparkSetupError, java_executable
 
 # The JVM reports an archive it cannot use on stdout ([warning][cds...]): a `lake query` prints its result there.
 QUIET = ("-Xlog:cds*=off", "-Xlog:class+path=off")
@@ -43,8 +43,7 @@ def archive_path(conf: Conf) -> Path | None:
 
 
 def _keyed_path(conf: Conf) -> Path | None:
-    home_java = Path(os.environ.get("JAVA_HOME") or "/nonexistent") / "bin" / "java"
-    java = str(home_java) if home_java.exists() else shutil.which("java")
+    java = java_executable()
     if not java:
         return None
     import pyspark

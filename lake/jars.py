@@ -32,12 +32,17 @@ def _jar_name(coordinate: str) -> str:
     return f"{artifact}-{version}.jar"
 
 
-def check_java() -> None:
-    """Fails with one clear message when no Java runtime is reachable."""
+def java_executable() -> str | None:
+    """The `java` Spark will start: JAVA_HOME's, else the one on PATH; None when there is none."""
     java_home = os.environ.get("JAVA_HOME")
     if java_home and (Path(java_home) / "bin" / "java").exists():
-        return
-    if shutil.which("java"):
+        return str(Path(java_home) / "bin" / "java")
+    return shutil.which("java")
+
+
+def check_java() -> None:
+    """Fails with one clear message when no Java runtime is reachable."""
+    if java_executable():
         return
     raise SparkSetupError(
         "Java was not found: Spark needs a Java 17 (or 21) runtime. Install one "
