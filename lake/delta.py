@@ -13,6 +13,8 @@ from py4j.protocol import Py4JError, Py4JJavaError, Py4JNetworkError
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from lake.changes import appended_rows
+
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
 # Delta's optimistic-concurrency conflicts: another writer committed first; re-reading and retrying is safe.
 CONFLICT_NAMES = (
@@ -209,8 +211,12 @@ def read_changes(
     """Rows inserted or updated after after_version up to up_to_version, from the change data feed.
 
     all_changes: also the deleted rows and the pre-update images (a consumer that recomputes what they touched).
+    A range that only appended rows is read as a scan of the files it added (lake.changes: the same rows, 2x faster).
     """
     start = 0 if after_version is None else after_version + 1
+    appended = appended_rows(spark, path, start, up_to_version)
+    if appended is not None:
+        return appended
     changes = (
         spark.read.format("delta")
         .option("readChangeFeed", "true")

@@ -57,6 +57,56 @@ def test_append_merge_time_travel_and_change_feed(lake, spark):
     assert changes == {"b": 20, "c": 3}
 
 
+def _watermark_rows(spark, rows):
+    frame = spark.createDataFrame(rows, "consumer string, source string, source_version long")
+    return frame.withColumn("updated_at", F.current_timestamp())
+
+
+def _read_by_delta_s_feed_reader(df) -> bool:
+    return "DeltaCDFRelation" in df._jdf.queryExecution().analyzed().toString()
+
+
+def test_a_range_of_appends_is_read_as_a_scan_of_its_files_and_anything_else_by_the_change_feed(lake, spark):
+    from lake import maintenance
+
+    v0 = lake.append("meta.watermarks", _watermark_rows(spark, [("a", "s", 1)]))
+    lake.append("meta.watermarks", _watermark_rows(spark, [("b", "s", 2), ("c", "s", 3)]))
+    maintenance.optimize(lake, "meta.watermarks")  # compaction adds files too, but changes no data
+    v3 = lake.append("meta.watermarks", _watermark_rows(spark, [("d", "s", 4)]))
+    appended = lake.read_changes("meta.watermarks", v0, v3)
+    assert not _read_by_delta_s_feed_reader(appended)
+    feed = (
+        spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", v0 + 1)
+        .option("endingVersion", v3).load(lake.path("meta.watermarks"))
+    )
+    expected = sorted((r.consumer, r.source_version) for r in feed.collect())
+    assert sorted((r.consumer, r.source_version) for r in appended.collect()) == expected == [
+        ("b", 2), ("c", 3), ("d", 4)
+    ]
+    assert appended.columns == lake.read("meta.watermarks").columns
+    assert sorted(r.consumer for r in lake.read_changes("meta.watermarks", None, v0).collect()) == ["a"]
+
+    v4 = lake.merge("meta.watermarks", _watermark_rows(spark, [("a", "s", 10)]), ["consumer", "source"])["version"]
+    updated = lake.read_changes("meta.watermarks", v0, v4)
+    assert _read_by_delta_s_feed_reader(updated)  # an update is not an append: Delta's reader, with its post-image
+    assert sorted((r.consumer, r.source_version) for r in updated.collect()) == [
+        ("a", 10), ("b", 2), ("c", 3), ("d", 4)
+    ]
+    every = lake.read_changes("meta.watermarks", v3, v4, all_changes=True)
+    assert sorted(r.source_version for r in every.collect()) == [1, 10]  # the pre-image too
+
+
+def test_a_table_without_the_change_feed_is_refused_even_when_it_only_appended(spark, tmp_path):
+    from lake import delta
+
+    path = str(tmp_path / "plain")
+    rows = spark.createDataFrame([(1,)], "n long")
+    rows.write.format("delta").option("delta.enableChangeDataFeed", "false").save(path)
+    rows.write.format("delta").mode("append").save(path)
+    with pytest.raises(Exception, match="(?i)change data|changeDataFeed|CDF|change feed"):
+        delta.read_changes(spark, path, 0, 1).collect()
+
+
 def test_watermarks_and_sql_names(lake):
     assert lake.watermark("silver", "bronze.trips") is None
     lake.set_watermark("silver", "bronze.trips", 4)
