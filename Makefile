@@ -42,6 +42,7 @@ serve: setup
 BENCH_ROWS ?= 5000000
 bench: setup
 	$(PY) bench/bench_scale.py --rows $(BENCH_ROWS) --train --daily
+	$(PY) bench/bench_change_feed.py
 	$(PY) bench/bench_jit.py
 	$(PY) bench/bench_startup.py
 	$(PY) bench/bench_cluster.py

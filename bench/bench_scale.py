@@ -253,13 +253,22 @@ def _mib(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def cpu_model() -> str:
+    """The CPU's model name: these benches have run on Intel and AMD machines of the same size."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.machine()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.machine())
+
+
 def report(args: argparse.Namespace, sizes: list[dict], daily: list[dict], spark_conf: dict, start: tuple) -> str:
     lines = [
         "# Scale: generated TLC data through ingest -> silver -> gold, DuckDB reference, daily-run cost",
         "",
         f"- command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
         f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} CPUs (nproc), "
-        f"{platform.platform()}",
+        f"{platform.platform()}, {cpu_model()}",
         f"- spark: master {spark_conf['master']}, driver memory {spark_conf['driver_memory']}, shuffle partitions "
         f"{spark_conf['shuffle_partitions']}; DuckDB {duckdb_reference.duckdb.__version__} with 2 threads",
         f"- data: `lake generate` {args.format}, {args.days} daily files from {args.start}, seed {args.seed}, "

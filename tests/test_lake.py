@@ -76,13 +76,16 @@ def test_a_range_of_appends_is_read_as_a_scan_of_its_files_and_anything_else_by_
     appended = lake.read_changes("meta.watermarks", v0, v3)
     assert not _read_by_delta_s_feed_reader(appended)
     feed = (
-        spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", v0 + 1)
-        .option("endingVersion", v3).load(lake.path("meta.watermarks"))
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", v0 + 1)
+        .option("endingVersion", v3)
+        .load(lake.path("meta.watermarks"))
     )
     expected = sorted((r.consumer, r.source_version) for r in feed.collect())
-    assert sorted((r.consumer, r.source_version) for r in appended.collect()) == expected == [
-        ("b", 2), ("c", 3), ("d", 4)
-    ]
+    assert (
+        sorted((r.consumer, r.source_version) for r in appended.collect()) == expected == [("b", 2), ("c", 3), ("d", 4)]
+    )
     assert appended.columns == lake.read("meta.watermarks").columns
     assert sorted(r.consumer for r in lake.read_changes("meta.watermarks", None, v0).collect()) == ["a"]
 
@@ -90,7 +93,10 @@ def test_a_range_of_appends_is_read_as_a_scan_of_its_files_and_anything_else_by_
     updated = lake.read_changes("meta.watermarks", v0, v4)
     assert _read_by_delta_s_feed_reader(updated)  # an update is not an append: Delta's reader, with its post-image
     assert sorted((r.consumer, r.source_version) for r in updated.collect()) == [
-        ("a", 10), ("b", 2), ("c", 3), ("d", 4)
+        ("a", 10),
+        ("b", 2),
+        ("c", 3),
+        ("d", 4),
     ]
     every = lake.read_changes("meta.watermarks", v3, v4, all_changes=True)
     assert sorted(r.source_version for r in every.collect()) == [1, 10]  # the pre-image too
