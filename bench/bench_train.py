@@ -31,6 +31,7 @@ from typing import Any
 import mlflow
 import pyspark
 import yaml
+from bench_scale import cpu_model  # bench/ is on the path when run as a script
 from pyspark.sql import functions as F
 
 from lake import Lake, load_conf
@@ -56,8 +57,7 @@ SECTION_ORDER = ["train", "peer", "ablation"]
 
 
 def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if "model name" in line), platform.processor())
+    cpu = cpu_model()
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     memory_kb = next((int(line.split()[1]) for line in meminfo if line.startswith("MemTotal")), 0)
     load = os.getloadavg()[0]
