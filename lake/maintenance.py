@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from lake import delta
 from lake.catalog import WATERMARKS, Lake
 from lake.errors import InputError, UserError
+from lake.session import session_conf
 
 DEFAULT_RETAIN_HOURS = 168  # Delta's default: keep a week of time travel
 RETENTION_CHECK = "spark.databricks.delta.retentionDurationCheck.enabled"
@@ -94,17 +95,9 @@ def _sql_path(lake: Lake, table: str) -> str:
 def _vacuum_sql(lake: Lake, table: str, retain_hours: float, dry_run: bool, unchecked: bool) -> list[str]:
     """Runs VACUUM (or its DRY RUN); the retention check is off only for this statement when unchecked."""
     spark = lake.spark
-    previous = spark.conf.get(RETENTION_CHECK, None)
-    if unchecked:
-        spark.conf.set(RETENTION_CHECK, "false")
-    try:
-        sql = f"VACUUM {_sql_path(lake, table)} RETAIN {float(retain_hours)!r} HOURS" + (" DRY RUN" if dry_run else "")
+    sql = f"VACUUM {_sql_path(lake, table)} RETAIN {float(retain_hours)!r} HOURS" + (" DRY RUN" if dry_run else "")
+    with session_conf(spark, {RETENTION_CHECK: "false"} if unchecked else {}):
         rows = spark.sql(sql).collect()
-    finally:
-        if unchecked and previous is None:
-            spark.conf.unset(RETENTION_CHECK)
-        elif unchecked:
-            spark.conf.set(RETENTION_CHECK, previous)
     return [_normal(row[0]) for row in rows] if dry_run else []
 
 

@@ -189,6 +189,8 @@ def spark_query(lake: Lake, statement: str, reads: dict[str, TableRead]) -> pa.T
     """
     from pyspark.errors import AnalysisException, IllegalArgumentException, ParseException
 
+    from lake.session import session_conf
+
     spark = lake.spark
     try:
         if not reads:  # SHOW TABLES IN gold and the like need the catalog names
@@ -205,15 +207,8 @@ def spark_query(lake: Lake, statement: str, reads: dict[str, TableRead]) -> pa.T
                 version = version_at(name, spark_commits(lake, name), read.moment)
             views[key] = SPARK_VIEW_PREFIX + key.replace(".", "__").replace("@", "__")
             lake.read(name, version=version).createOrReplaceTempView(views[key])
-        previous = spark.conf.get(RUN_SQL_ON_FILES, None)
-        spark.conf.set(RUN_SQL_ON_FILES, "false")
-        try:
+        with session_conf(spark, {RUN_SQL_ON_FILES: "false"}):
             return spark.sql(rewrite_names(statement, views)).toArrow()
-        finally:
-            if previous is None:
-                spark.conf.unset(RUN_SQL_ON_FILES)
-            else:
-                spark.conf.set(RUN_SQL_ON_FILES, previous)
     except (AnalysisException, IllegalArgumentException, ParseException) as exc:
         raise QueryError(f"Spark: {str(exc).strip().splitlines()[0]}") from exc
 

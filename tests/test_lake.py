@@ -13,7 +13,7 @@ from registry_edit import lake_with_registry_edit
 from lake import load_conf
 from lake.catalog import WATERMARKS, TableMissingError, UnknownTableError
 from lake.config import ConfigError
-from lake.session import spark_settings
+from lake.session import session_conf, spark_settings
 
 
 def test_env_file_overrides_base_and_env_vars_win(monkeypatch):
@@ -111,6 +111,16 @@ def test_a_table_without_the_change_feed_is_refused_even_when_it_only_appended(s
     rows.write.format("delta").mode("append").save(path)
     with pytest.raises(Exception, match="(?i)change data|changeDataFeed|CDF|change feed"):
         delta.read_changes(spark, path, 0, 1).collect()
+
+
+def test_session_conf_sets_settings_for_the_block_only_and_restores_them_on_errors(spark):
+    set_key, unset_key = "spark.sql.requireAllClusterKeysForCoPartition", "spark.taxi_lakehouse.test_setting"
+    before = spark.conf.get(set_key)
+    with pytest.raises(RuntimeError), session_conf(spark, {set_key: "false", unset_key: "on"}):
+        assert (spark.conf.get(set_key), spark.conf.get(unset_key)) == ("false", "on")
+        raise RuntimeError("boom")
+    assert spark.conf.get(set_key) == before
+    assert spark.conf.get(unset_key, None) is None
 
 
 def test_watermarks_and_sql_names(lake):
