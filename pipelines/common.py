@@ -13,6 +13,7 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 
 from lake.errors import StageError
+from lake.session import session_conf
 
 
 def new_run_id(stage: str) -> str:
@@ -67,7 +68,7 @@ class StageResult:
 SERIALIZED = StorageLevel(useDisk=True, useMemory=True, useOffHeap=False, deserialized=False)
 
 
-def materialize(df: DataFrame) -> DataFrame:
+def materialize(df: DataFrame, keep_partitioning: bool = False) -> DataFrame:
     """df computed once now and read from there by every later job (counts, checks and the writes agree).
 
     A local checkpoint, not persist(): it cuts a long lineage (the typed batch with every rule), so later plans stay
@@ -76,8 +77,14 @@ def materialize(df: DataFrame) -> DataFrame:
     Stored serialized (in memory, spilling to disk): Spark's default for a checkpoint keeps one Java object per row,
     and silver's 5M-row batch took 1.8 GB and spilled, against 1.0 GB in memory; silver and gold at 5M rows took
     15-21% and 10-13% less (bench/results/scale.md).
+    keep_partitioning: the stored frame keeps df's hash partitioning (a `repartition(n, columns)` at its top), so later
+    joins and aggregations on those columns and writes partitioned by them read it without another shuffle. A
+    checkpoint records its plan's partitioning only when adaptive execution is off for that query (an adaptive plan
+    reports none), so it is off while this one runs (its shuffles' partition counts are set explicitly anyway).
     """
-    return df.localCheckpoint(eager=True, storageLevel=SERIALIZED)
+    settings = {"spark.sql.adaptive.enabled": "false"} if keep_partitioning else {}
+    with session_conf(df.sparkSession, settings):
+        return df.localCheckpoint(eager=True, storageLevel=SERIALIZED)
 
 
 def release(frames: list[DataFrame]) -> None:

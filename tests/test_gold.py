@@ -308,6 +308,46 @@ def test_incremental_runs_follow_inserts_updates_and_deletes_and_equal_a_full_re
     assert gold_snapshot(lake) == after_delete
 
 
+def plans_under_shuffles(plan: str) -> list[str]:
+    """For each shuffle (not broadcast) exchange in a physical plan's tree string: the subtree it shuffles, as text."""
+    lines = plan.splitlines()
+
+    def depth(line: str) -> int:
+        return len(line) - len(line.lstrip(" :+-"))
+
+    subtrees = []
+    for at, line in enumerate(lines):
+        if "Exchange" in line and "BroadcastExchange" not in line:
+            below = []
+            for later in lines[at + 1 :]:
+                if depth(later) <= depth(line):
+                    break
+                below.append(later)
+            subtrees.append("\n".join(below))
+    return subtrees
+
+
+def test_gold_shuffles_the_trips_once_by_day_and_writes_them_without_another_shuffle(lake, monkeypatch):
+    trips = [trip(f"t{d}_{k}", f"2019-01-0{d} {10 + k}:00:00", pu=10 + k % 2 * 220, do=20 + k % 3 * 110)
+             for d in (1, 2, 3) for k in range(4)]  # fmt: skip
+    lake.append("silver.trips", silver_frame(lake.spark, trips))
+    plans = {}
+    overwrite = type(lake).overwrite
+
+    def planned_overwrite(self, table, df, **kwargs):
+        plans[table] = df._jdf.queryExecution().executedPlan().toString()  # planned as run_gold writes it
+        return overwrite(self, table, df, **kwargs)
+
+    monkeypatch.setattr(type(lake), "overwrite", planned_overwrite)
+    assert run_gold(lake).counts["gold.trip_features"] == len(trips)
+    assert plans_under_shuffles(plans["gold.pair_stats"])  # its rows are shuffled by day for the write
+    for table in ("gold.trip_features", "gold.zone_daily", "gold.hourly_demand"):
+        assert "REPARTITION_BY_COL" not in plans[table], table  # the write's day repartition was dropped
+        # The stored trips (the only frame with trip_key) are read in their day partitioning, never shuffled again.
+        assert "trip_key" in plans[table]
+        assert not [sub for sub in plans_under_shuffles(plans[table]) if "trip_key" in sub], plans[table]
+
+
 def _move_data_files(table_path: str, keep: set[str], aside: Path) -> list[tuple[Path, Path]]:
     """Moves a table's data files out of the way (except partitions named in keep): reading them would then fail."""
     moved = []

@@ -163,6 +163,9 @@ def with_zone_trips_prev_hour(history: DataFrame, days: Iterable[date] | None) -
     Strictly earlier pickups only (a trip at the same instant is not known yet). `history` must hold the day before
     each of `days` too: a trip just after midnight looks back into it. Windows run per zone and day, with the last hour
     of the day before copied in as context, so no partition holds a zone's whole history.
+    The rows come out hash-partitioned by pickup_date (spark.sql.shuffle.partitions parts), the one shuffle of the
+    trips in gold: its joins, aggregations and day-partitioned writes all key on the day (materialize with
+    keep_partitioning keeps that).
     """
     last_hour = F.hour("pickup_ts") == 23  # pickup_date is the pickup's calendar day
     own = history.where(_in_days("pickup_date", days)).select(
@@ -171,12 +174,16 @@ def with_zone_trips_prev_hour(history: DataFrame, days: Iterable[date] | None) -
     context = history.where(last_hour & _in_days("pickup_date", None if days is None else _days_before(days))).select(
         "*", F.date_add("pickup_date", 1).alias("_day"), F.lit(True).alias("_context")
     )
-    by_time = Window.partitionBy("pickup_zone_id", "_day").orderBy(F.unix_micros("pickup_ts"))
+    by_time = Window.partitionBy("_day", "pickup_zone_id").orderBy(F.unix_micros("pickup_ts"))
     earlier = F.count(F.lit(1)).over(by_time.rangeBetween(Window.unboundedPreceding, -1))
     before_hour = F.count(F.lit(1)).over(by_time.rangeBetween(Window.unboundedPreceding, -MICROS_PER_HOUR - 1))
     known = F.col("pickup_zone_id").isNotNull() & F.col("pickup_ts").isNotNull()
-    counted = own.unionByName(context).withColumn("pickup_zone_trips_prev_hour", F.when(known, earlier - before_hour))
-    return counted.where(~F.col("_context")).drop("_day", "_context")
+    parts = int(history.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    by_day = own.unionByName(context).repartition(parts, "_day")
+    counted = by_day.withColumn("pickup_zone_trips_prev_hour", F.when(known, earlier - before_hour))
+    # _day equals pickup_date on the trips kept; naming it pickup_date keeps the partitioning on the output column.
+    columns = [F.col("_day").alias(name) if name == "pickup_date" else F.col(name) for name in history.columns]
+    return counted.where(~F.col("_context")).select(*columns, "pickup_zone_trips_prev_hour")
 
 
 def _days_before(days: Iterable[date]) -> list[date]:
@@ -204,11 +211,12 @@ def trip_features(
     if "pickup_zone_trips_prev_hour" not in trips.columns:
         trips = trips.withColumn("pickup_zone_trips_prev_hour", F.lit(None).cast("long"))
     trips = trips.withColumn("bucket", hour_bucket(hours))
-    features = trips.join(history, on=["pickup_date", *PAIR_KEYS], how="left")
+    # The finer join first: trips sorted for it on (day, pair, bucket) are sorted for the (day, pair) join too.
     if hour_stats is not None:
-        features = features.join(hour_stats, on=["pickup_date", *PAIR_KEYS, "bucket"], how="left")
+        features = trips.join(hour_stats, on=["pickup_date", *PAIR_KEYS, "bucket"], how="left")
     else:
-        features = features.withColumn("pair_hour_median_duration", F.lit(None).cast("double"))
+        features = trips.withColumn("pair_hour_median_duration", F.lit(None).cast("double"))
+    features = features.join(history, on=["pickup_date", *PAIR_KEYS], how="left")
     day_of_week = F.dayofweek("pickup_date")
     features = features.select(
         "*",
