@@ -12,7 +12,14 @@ from pyspark.sql import DataFrame, SparkSession
 
 from pipelines.gold import affected_days, build_gold, run_gold
 from pipelines.gold.analytics import hourly_demand, zone_daily
-from pipelines.gold.features import PAIR_STATS, pair_hour_stats, pair_stats, trip_features, with_zone_trips_prev_hour
+from pipelines.gold.features import (
+    PAIR_STATS,
+    daily_cells,
+    pair_hour_stats,
+    pair_stats,
+    trip_features,
+    with_zone_trips_prev_hour,
+)
 from pipelines.gold.run import needed_days
 from pipelines.schemas import SILVER_TRIPS, TRIP_FEATURES
 
@@ -116,6 +123,17 @@ def test_pair_stats_use_only_the_trailing_window_before_the_day(spark):
     assert pair.pair_median_duration == pytest.approx(25.0, rel=APPROX)
     reverse = rows[(20, 10)]
     assert reverse.pair_trips == 1 and reverse.pair_median_duration == pytest.approx(7.0, rel=APPROX)
+
+
+def test_pair_stats_are_the_same_from_daily_cells_of_any_hour_bucket(spark):
+    # build_gold computes the daily cells once, in the pair-hour buckets, for both statistics.
+    trips = silver_frame(spark, WINDOW_TRIPS)
+    expected = sorted_rows(pair_stats(trips, {date(2019, 1, 10)}, window_days=3))
+    for hours in (1, 3, 24):
+        cells = daily_cells(trips, hours, APPROX)
+        assert sorted_rows(pair_stats(None, {date(2019, 1, 10)}, window_days=3, cells=cells)) == expected, hours
+    one_bucket = pair_hour_stats(None, None, window_days=3, hours=24, cells=daily_cells(trips, 24, APPROX))
+    assert {row.pickup_zone_id for row in one_bucket.collect()} == {10, 20}
 
 
 def test_pair_stats_medians_stay_within_the_relative_accuracy(spark):

@@ -47,8 +47,11 @@ def _in_days(column: str, days: Iterable[date] | None) -> Column:
     return F.lit(True) if days is None else F.col(column).isin(*sorted(days))
 
 
-def _daily_cells(history: DataFrame, hours: int, relative_accuracy: float) -> DataFrame:
-    """(pickup_date, pair, hour bucket, kind, bin) -> n: every trip with a known pair, aggregated once."""
+def daily_cells(history: DataFrame, hours: int, relative_accuracy: float) -> DataFrame:
+    """(pickup_date, pair, hour bucket, kind, bin) -> n: every trip with a known pair, aggregated once.
+
+    Both statistics read it: pair_hour_stats per bucket, pair_stats summed over the buckets (any bucket size).
+    """
     has_pair, cell = reused(
         ("gold.daily_cells", hours, relative_accuracy), lambda: _cell_columns(hours, relative_accuracy)
     )
@@ -115,18 +118,20 @@ def _median(name: str, relative_accuracy: float) -> Column:
 
 
 def pair_stats(
-    history: DataFrame,
+    history: DataFrame | None,
     stats_dates: Iterable[date] | None,
     window_days: int,
     relative_accuracy: float = sketch.DEFAULT_RELATIVE_ACCURACY,
+    cells: DataFrame | None = None,
 ) -> DataFrame:
     """Zone-pair trip count and approximate median distance and duration over the window before each stats_date.
 
     One row per stats_date (a day in `stats_dates`, or any day when None) and pair with trips that day and at least
     one trip in the window: the pairs trip_features looks up. `history` holds the trips of those days and the
-    `window_days` before them.
+    `window_days` before them; cells, when given, are its daily_cells (of any bucket size) and history is not read.
     """
-    cells = _daily_cells(history, DEFAULT_HOUR_BUCKET_HOURS, relative_accuracy)
+    if cells is None:
+        cells = daily_cells(history, DEFAULT_HOUR_BUCKET_HOURS, relative_accuracy)
     kinds = {"distance": DISTANCE, "duration": DURATION}
     window = _window_histograms(cells, PAIR_KEYS, window_days, kinds, {"trip": TRIP})
     window = window.where(_in_days("pickup_date", stats_dates))
@@ -141,14 +146,20 @@ def pair_stats(
 
 
 def pair_hour_stats(
-    history: DataFrame,
+    history: DataFrame | None,
     stats_dates: Iterable[date] | None,
     window_days: int,
     hours: int = DEFAULT_HOUR_BUCKET_HOURS,
     relative_accuracy: float = sketch.DEFAULT_RELATIVE_ACCURACY,
+    cells: DataFrame | None = None,
 ) -> DataFrame:
-    """pickup_date, pair, bucket -> pair_hour_median_duration over the window's trips in the same hour bucket."""
-    cells = _daily_cells(history, hours, relative_accuracy).where(F.col("kind") == DURATION)
+    """pickup_date, pair, bucket -> pair_hour_median_duration over the window's trips in the same hour bucket.
+
+    cells, when given, are history's daily_cells with the same `hours` (history is then not read).
+    """
+    if cells is None:
+        cells = daily_cells(history, hours, relative_accuracy)
+    cells = cells.where(F.col("kind") == DURATION)
     keys = [*PAIR_KEYS, "bucket"]
     window = _window_histograms(cells, keys, window_days, {"duration": DURATION})
     window = window.where(_in_days("pickup_date", stats_dates))
@@ -163,9 +174,9 @@ def with_zone_trips_prev_hour(history: DataFrame, days: Iterable[date] | None) -
     Strictly earlier pickups only (a trip at the same instant is not known yet). `history` must hold the day before
     each of `days` too: a trip just after midnight looks back into it. Windows run per zone and day, with the last hour
     of the day before copied in as context, so no partition holds a zone's whole history.
-    The rows come out hash-partitioned by pickup_date (spark.sql.shuffle.partitions parts), the one shuffle of the
-    trips in gold: its joins, aggregations and day-partitioned writes all key on the day (materialize with
-    keep_partitioning keeps that).
+    The rows come out hash-partitioned by pickup_date (spark.sql.shuffle.partitions parts) and sorted by it within
+    each part, the one shuffle and sort of the trips in gold: its joins, aggregations and day-partitioned writes all
+    key on the day (materialize with keep_partitioning keeps both).
     """
     last_hour = F.hour("pickup_ts") == 23  # pickup_date is the pickup's calendar day
     own = history.where(_in_days("pickup_date", days)).select(

@@ -25,6 +25,7 @@ from pipelines.gold import sketch
 from pipelines.gold.analytics import hourly_demand, zone_daily
 from pipelines.gold.features import (
     DEFAULT_HOUR_BUCKET_HOURS,
+    daily_cells,
     pair_hour_stats,
     pair_stats,
     trip_features,
@@ -51,6 +52,14 @@ SILVER_COLUMNS = [
     "total_amount",
     "tip_amount",
 ]
+# How gold's writes are planned. The stored trips are partitioned and sorted by day (with_zone_trips_prev_hour):
+# joins on (day, pair, ...) may shuffle just the statistics to that partitioning, not the trips, and statistics
+# found (at run time) to be under 64 MB are broadcast instead, so the trips stream through both joins unsorted and
+# no write's repartition by day or sort by day is needed (Spark drops a repartition its input already satisfies).
+WRITE_SETTINGS = {
+    "spark.sql.requireAllClusterKeysForCoPartition": "false",
+    "spark.sql.adaptive.autoBroadcastJoinThreshold": "64m",
+}
 DAY_COLUMN = {
     PAIR_STATS: "stats_date",
     FEATURES: "pickup_date",
@@ -99,12 +108,16 @@ def build_gold(
     if days is not None:
         silver = silver.where(F.col("pickup_date").isin(*sorted(needed_days(days, window_days))))
     trips = with_zone_trips_prev_hour(silver, days)
-    stats = pair_stats(silver, days, window_days, relative_accuracy)
-    hour_stats = pair_hour_stats(silver, days, window_days, hour_bucket_hours, relative_accuracy)
+    cells = daily_cells(silver, hour_bucket_hours, relative_accuracy)  # one pass over the trips for both statistics
     if cache is not None:
         trips = materialize(trips, keep_partitioning=True)  # by day: see with_zone_trips_prev_hour
+        cells = materialize(cells)
+        cache += [trips, cells]
+    stats = pair_stats(silver, days, window_days, relative_accuracy, cells=cells)
+    hour_stats = pair_hour_stats(silver, days, window_days, hour_bucket_hours, relative_accuracy, cells=cells)
+    if cache is not None:
         stats, hour_stats = materialize(stats), materialize(hour_stats)
-        cache += [trips, stats, hour_stats]
+        cache += [stats, hour_stats]
     return {
         PAIR_STATS: stats,
         FEATURES: trip_features(trips, stats, sorted(holidays), hour_stats, hour_bucket_hours),
@@ -198,9 +211,7 @@ def run_gold(
         if span is not None or not incremental:  # a full run over an empty silver empties gold
             holidays = holidays_between(*span, extra_holidays) if span else []
             tables = build_gold(silver, days, None, window_days, holidays, accuracy, hours, cache=cached)
-            # The trips are partitioned by day (build_gold): joins on (day, pair, ...) may shuffle only the
-            # statistics to that partitioning, and the day repartition of each write is then a no-op Spark drops.
-            with session_conf(lake.spark, {"spark.sql.requireAllClusterKeysForCoPartition": "false"}):
+            with session_conf(lake.spark, WRITE_SETTINGS):
                 for table, df in tables.items():
                     where = day_predicate(days, DAY_COLUMN[table]) if incremental else None
                     before = lake.version(table)
