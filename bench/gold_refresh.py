@@ -1,0 +1,50 @@
+"""Times gold's full refresh on a lake that already has silver, and fingerprints the four tables it writes.
+
+For side-by-side comparisons of two trees: run it from each tree's folder in turn (fresh process each time), on the
+same kept lake (e.g. one `bench/profile_stages.py --rows 5000000 --root R` built), and compare the times; the
+fingerprints (rows and the sum of a 64-bit hash of every row) must be equal.
+
+    cd <tree> && python bench/gold_refresh.py --root /tmp/prof5m_lake --label new --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.getcwd())  # the tree to measure is the current folder, not necessarily this file's
+
+from pyspark.sql import functions as F  # noqa: E402
+
+from lake import Lake, load_conf  # noqa: E402
+from pipelines.gold import run_gold  # noqa: E402
+from pipelines.gold.run import GOLD_TABLES  # noqa: E402
+
+
+def fingerprint(lake: Lake, table: str) -> tuple[int, int]:
+    """(rows, sum of xxhash64 over every column): equal tables give equal fingerprints in any row order."""
+    df = lake.read(table)
+    row = df.agg(F.count(F.lit(1)), F.sum(F.xxhash64(*df.columns).cast("decimal(38,0)"))).first()
+    return int(row[0]), int(row[1] or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="lake root with silver.trips")
+    parser.add_argument("--label", default=os.path.basename(os.getcwd()))
+    parser.add_argument("--rounds", type=int, default=1)
+    args = parser.parse_args(argv)
+    lake = Lake(load_conf(overrides={"lake.root": args.root}))
+    for round_ in range(args.rounds):
+        started = time.perf_counter()
+        run_gold(lake, full_refresh=True)
+        seconds = time.perf_counter() - started
+        prints = {table: fingerprint(lake, table) for table in GOLD_TABLES}
+        print(f"{args.label} round {round_}: gold full refresh {seconds:.1f} s; {prints}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
