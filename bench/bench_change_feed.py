@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_scale import cached_generate, cpu_model  # noqa: E402  (bench/ is on the path when run as a script)
+from fingerprints import fingerprint  # noqa: E402
 from pyspark.sql import DataFrame  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
@@ -48,13 +49,6 @@ def delta_feed(lake: Lake, end: int) -> DataFrame:
         .option("endingVersion", end).load(lake.path(TABLE))
     )  # fmt: skip
     return feed.where(F.col("_change_type").isin("insert", "update_postimage")).drop(*CDF_COLUMNS)
-
-
-def fingerprint(df: DataFrame) -> tuple[int, int]:
-    """Row count and a sum of per-row hashes over every column (the map column as JSON)."""
-    columns = [F.to_json(c) if c == "_rescued" else F.col(c) for c in df.columns]
-    row = df.agg(F.count(F.lit(1)), F.sum(F.xxhash64(*columns).cast("decimal(38,0)"))).first()
-    return int(row[0]), int(row[1])
 
 
 def timed(action) -> float:  # noqa: ANN001
