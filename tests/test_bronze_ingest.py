@@ -106,6 +106,39 @@ def test_malformed_rows_are_kept_with_their_raw_text(ingested, landing):
     assert corrupt[10].endswith(",999,extra-field")
 
 
+def test_the_log_reports_each_files_rows_and_malformed_rows_as_bronze_holds_them(ingested, landing):
+    lake, result = ingested
+    bronze = lake.read("bronze.trips").groupBy("_source_file")
+    held = {r[0]: (r[1], r[2]) for r in bronze.agg(F.count(F.lit(1)), F.count("_corrupt_record")).collect()}
+    logged = {e["source_file"]: (e["rows"], e["corrupt_rows"]) for e in result.details["files"] if e["rows"]}
+    assert logged == held
+    assert logged[str(landing / "bad" / "yellow_tripdata_2019-03_damaged.csv")] == (50, 2)
+
+
+def test_counts_come_from_the_commit_and_a_commit_that_disagrees_is_read_back(lake, landing, tmp_path, monkeypatch):
+    from lake import delta
+    from pipelines.bronze import ingest_log
+
+    scanned: list[list[str]] = []
+    counts_in_bronze = ingest_log.counts_in_bronze
+    monkeypatch.setattr(
+        ingest_log, "counts_in_bronze", lambda lk, hashes: scanned.append(hashes) or counts_in_bronze(lk, hashes)
+    )
+    damaged = landing / "bad" / "yellow_tripdata_2019-03_damaged.csv"
+    lines = damaged.read_text().splitlines(keepends=True)
+    (tmp_path / "yellow_tripdata_2019-04.csv").write_text("".join(lines[:9]))
+    (tmp_path / "yellow_tripdata_2019-05.csv").write_text("".join(lines[:6]))
+    first = run_ingest(lake, [str(damaged)])  # creates bronze (an append)
+    second = run_ingest(lake, [str(tmp_path / "yellow_tripdata_2019-04.csv")])  # a fenced overwrite
+    assert (first.counts["rows"], first.counts["corrupt_rows"], second.counts["rows"]) == (50, 2, 8)
+    assert scanned == [[], []]  # the rows came from the commits; only malformed rows were read back
+
+    monkeypatch.setattr(delta, "commit_metrics", lambda spark, path, version: {"numOutputRows": "4"})
+    third = run_ingest(lake, [str(tmp_path / "yellow_tripdata_2019-05.csv")])
+    assert (third.counts["rows"], third.counts["corrupt_rows"]) == (5, 0)
+    assert len(scanned) == 4 and len(scanned[3]) == 1  # 4 written rows against 5 counted: bronze is read back
+
+
 def test_row_numbers_follow_file_order_across_splits(ingested, landing):
     lake, _ = ingested
     source = landing / Path(YELLOW_RENAMED).name

@@ -131,12 +131,13 @@ def land(lake: Lake, planned: list[PlannedFile], run_id: str, say: Callable[[str
     """Lands the files not yet in bronze; a batch that fails on a file's content is retried file by file.
 
     Returns {"version": bronze version or None, "landed": [...], "skipped": [...], "failed": {hash: reason},
-    "empty": [...]}. Runs inside the conflict retry: everything is decided again from bronze's current state.
+    "empty": [...], "commits": [(version, {hash: data rows})]}. Runs inside the conflict retry: everything is decided
+    again from bronze's current state.
     """
     committed = committed_hashes(lake)
     todo = [p for p in planned if p.source.content_hash not in committed]
     outcome = {"version": None, "landed": [], "skipped": [p for p in planned if p not in todo], "failed": {}}
-    outcome["empty"] = []
+    outcome["empty"], outcome["commits"] = [], []
     batches = [todo]
     while batches:
         batch = batches.pop(0)
@@ -149,6 +150,7 @@ def land(lake: Lake, planned: list[PlannedFile], run_id: str, say: Callable[[str
                 hashes = [p.source.content_hash for p in landing]
                 outcome["version"] = commit(lake, rows, hashes, run_id)
                 outcome["landed"] += landing
+                outcome["commits"].append((outcome["version"], {p.source.content_hash: p.data_rows for p in landing}))
         except Exception as exc:
             if not _is_data_error(exc):
                 raise
@@ -185,13 +187,14 @@ def run_ingest(
         planned.append(plan)
         say(f"[{index}/{len(locations)}] reading: {location} ({plan.mapping.taxi_type})")
 
-    outcome = {"version": None, "landed": [], "skipped": [], "failed": {}, "empty": []}
+    outcome = {"version": None, "landed": [], "skipped": [], "failed": {}, "empty": [], "commits": []}
     if planned:
         retry = lambda attempt, exc: say(f"bronze commit conflict (attempt {attempt}); retrying: {exc}")  # noqa: E731
         outcome = delta.retry_on_conflict(lambda: land(lake, planned, run_id, say), on_retry=retry)
     logged = ingest_log.ingested_hashes(lake)
     unlogged = [p for p in outcome["skipped"] if p.source.content_hash not in logged]
-    in_bronze = ingest_log.counts_in_bronze(lake, [p.source.content_hash for p in outcome["landed"] + unlogged])
+    in_bronze = ingest_log.counts_in_bronze(lake, [p.source.content_hash for p in unlogged])
+    in_bronze.update(ingest_log.landed_counts(lake, outcome["commits"], run_id))
     for plan in planned:
         content_hash = plan.source.content_hash
         rows, corrupt_rows, landed_by = in_bronze.get(content_hash, (0, 0, None))

@@ -8,7 +8,7 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from lake import Lake
+from lake import Lake, delta
 from lake.catalog import schema_of
 from pipelines.bronze.files import SourceFile
 
@@ -36,6 +36,34 @@ def counts_in_bronze(lake: Lake, hashes: list[str]) -> dict[str, tuple[int, int,
         .agg(F.count(F.lit(1)).alias("rows"), F.count("_corrupt_record").alias("corrupt"), F.max("_run_id"))
     )
     return {r[0]: (int(r[1]), int(r[2]), r[3]) for r in counted.collect()}
+
+
+def landed_counts(
+    lake: Lake, commits: list[tuple[int, dict[str, int]]], run_id: str
+) -> dict[str, tuple[int, int, str]]:
+    """counts_in_bronze for the files this run committed, given each commit's version and {hash: data rows}.
+
+    Each commit records the rows it wrote (numOutputRows); when they equal the data rows counted before the write,
+    those are the rows in bronze, and only the malformed rows are read back (with statistics on _corrupt_record,
+    files without any are skipped). Any other total, or a commit without metrics, reads everything back.
+    """
+    expected = {content_hash: rows for _, files in commits for content_hash, rows in files.items()}
+    if not expected:
+        return {}
+    path = lake.path(BRONZE)
+    written = [delta.commit_metrics(lake.spark, path, version) for version, _ in commits]
+    if any(m is None or "numOutputRows" not in m for m in written) or sum(
+        int(m["numOutputRows"]) for m in written
+    ) != sum(expected.values()):
+        return counts_in_bronze(lake, list(expected))
+    malformed = (
+        lake.read(BRONZE)
+        .where(F.col("_source_hash").isin(list(expected)) & F.col("_corrupt_record").isNotNull())
+        .groupBy("_source_hash")
+        .count()
+    )
+    corrupt = {row[0]: int(row[1]) for row in malformed.collect()}
+    return {content_hash: (rows, corrupt.get(content_hash, 0), run_id) for content_hash, rows in expected.items()}
 
 
 def latest_hash_by_file(lake: Lake) -> dict[str, str]:
