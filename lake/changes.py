@@ -12,7 +12,9 @@ raises.
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
@@ -68,6 +70,32 @@ def _appended_rows(spark: SparkSession, path: str, start: int, end: int) -> Data
         return None  # a commit the log no longer lists
     files = jvm.scala.jdk.javaapi.CollectionConverters.asScala(added).toList()
     return DataFrame(log.createDataFrame(snapshot, files, False, none), spark)
+
+
+def added_file_stats(spark: SparkSession, path: str, version: int) -> list[dict[str, Any]] | None:
+    """The statistics (numRecords, minValues, maxValues, nullCount; {} when not collected) of every data file the
+    commit at `version` added, read from its log entry: no data file is opened. None when the log has no such commit."""
+    try:
+        jvm = spark.sparkContext._jvm
+        none = jvm.scala.Option.empty()
+        log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+        commits = log.getChanges(version, version, none, True)
+        stats = []
+        while commits.hasNext():
+            commit = commits.next()
+            if int(commit._1()) != version:
+                continue
+            actions = commit._2().iterator()
+            while actions.hasNext():
+                action = actions.next()
+                if action.getClass().getSimpleName() == "AddFile" and action.dataChange():
+                    text = action.stats()
+                    stats.append(json.loads(text) if text else {})
+            return stats
+        return None
+    except (Py4JError, TypeError, ValueError) as exc:
+        LOG.debug("statistics of %s version %s not read: %s", path, version, exc)
+        return None
 
 
 def _feed_on(metadata) -> bool:  # noqa: ANN001  (a Py4J proxy of Delta's Metadata action)

@@ -83,16 +83,6 @@ def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
     }
 
 
-def commit_metrics(spark: SparkSession, path: str, version: int) -> dict[str, str] | None:
-    """Operation metrics of one commit (None when the log no longer lists it); reads only the commits after it."""
-    latest = latest_version(spark, path)
-    if latest is None or not 0 <= version <= latest:
-        return None
-    rows = DeltaTable.forPath(spark, path).history(latest - version + 1).where(F.col("version") == version)
-    row = rows.select("operationMetrics").first()
-    return None if row is None else dict(row["operationMetrics"] or {})
-
-
 def read(spark: SparkSession, path: str, version: int | None = None, timestamp: str | None = None) -> DataFrame:
     """Reads a table, optionally as of a version or a timestamp (time travel)."""
     reader = spark.read.format("delta")

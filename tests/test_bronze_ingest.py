@@ -116,7 +116,7 @@ def test_the_log_reports_each_files_rows_and_malformed_rows_as_bronze_holds_them
 
 
 def test_counts_come_from_the_commit_and_a_commit_that_disagrees_is_read_back(lake, landing, tmp_path, monkeypatch):
-    from lake import delta
+    from lake import changes
     from pipelines.bronze import ingest_log
 
     scanned: list[list[str]] = []
@@ -131,12 +131,18 @@ def test_counts_come_from_the_commit_and_a_commit_that_disagrees_is_read_back(la
     first = run_ingest(lake, [str(damaged)])  # creates bronze (an append)
     second = run_ingest(lake, [str(tmp_path / "yellow_tripdata_2019-04.csv")])  # a fenced overwrite
     assert (first.counts["rows"], first.counts["corrupt_rows"], second.counts["rows"]) == (50, 2, 8)
-    assert scanned == [[], []]  # the rows came from the commits; only malformed rows were read back
+    assert scanned == [[], []]  # rows and malformed rows came from the commits' file statistics: nothing read
 
-    monkeypatch.setattr(delta, "commit_metrics", lambda spark, path, version: {"numOutputRows": "4"})
+    added_file_stats = changes.added_file_stats
+
+    def one_row_short(spark, path, version):  # a file's statistics that disagree with the counted data rows
+        stats = added_file_stats(spark, path, version)
+        return [{**stats[0], "numRecords": stats[0]["numRecords"] - 1}, *stats[1:]]
+
+    monkeypatch.setattr(changes, "added_file_stats", one_row_short)
     third = run_ingest(lake, [str(tmp_path / "yellow_tripdata_2019-05.csv")])
     assert (third.counts["rows"], third.counts["corrupt_rows"]) == (5, 0)
-    assert len(scanned) == 4 and len(scanned[3]) == 1  # 4 written rows against 5 counted: bronze is read back
+    assert len(scanned) == 4 and len(scanned[3]) == 1  # 4 rows in the statistics against 5 counted: read back
 
 
 def test_row_numbers_follow_file_order_across_splits(ingested, landing):

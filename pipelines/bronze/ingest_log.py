@@ -8,12 +8,13 @@ from typing import Any
 
 from pyspark.sql import functions as F
 
-from lake import Lake, delta
+from lake import Lake, changes
 from lake.catalog import schema_of
 from pipelines.bronze.files import SourceFile
 
 INGEST_LOG = "bronze.ingest_log"
 BRONZE = "bronze.trips"
+STATS_PREFIX = 32  # characters of a string Delta keeps as min and max (dataSkippingStringPrefixLength)
 INGEST_LOG_SCHEMA = schema_of("bronze.ingest_log")
 
 
@@ -41,29 +42,39 @@ def counts_in_bronze(lake: Lake, hashes: list[str]) -> dict[str, tuple[int, int,
 def landed_counts(
     lake: Lake, commits: list[tuple[int, dict[str, int]]], run_id: str
 ) -> dict[str, tuple[int, int, str]]:
-    """counts_in_bronze for the files this run committed, given each commit's version and {hash: data rows}.
-
-    Each commit records the rows it wrote (numOutputRows); when they equal the data rows counted before the write,
-    those are the rows in bronze, and only the malformed rows are read back (with statistics on _corrupt_record,
-    files without any are skipped). Any other total, or a commit without metrics, reads everything back.
+    """counts_in_bronze for the files this run committed, given each commit's version and {hash: data rows}, from
+    the statistics its log entry keeps for each data file it added (rows, nulls of _corrupt_record, and the
+    _source_hash prefix Delta keeps as min and max: a file written from one source file has one hash). When a file's
+    statistics are missing or name more than one hash, or a file's rows differ from the data rows counted before the
+    write, every count is read back from bronze instead (counts_in_bronze).
     """
     expected = {content_hash: rows for _, files in commits for content_hash, rows in files.items()}
     if not expected:
         return {}
-    path = lake.path(BRONZE)
-    written = [delta.commit_metrics(lake.spark, path, version) for version, _ in commits]
-    if any(m is None or "numOutputRows" not in m for m in written) or sum(
-        int(m["numOutputRows"]) for m in written
-    ) != sum(expected.values()):
+    counted = _counts_from_stats(lake, commits)
+    if counted is None or any(counted.get(h, (0, 0))[0] != rows for h, rows in expected.items()):
         return counts_in_bronze(lake, list(expected))
-    malformed = (
-        lake.read(BRONZE)
-        .where(F.col("_source_hash").isin(list(expected)) & F.col("_corrupt_record").isNotNull())
-        .groupBy("_source_hash")
-        .count()
-    )
-    corrupt = {row[0]: int(row[1]) for row in malformed.collect()}
-    return {content_hash: (rows, corrupt.get(content_hash, 0), run_id) for content_hash, rows in expected.items()}
+    return {content_hash: (*counted[content_hash], run_id) for content_hash in expected}
+
+
+def _counts_from_stats(lake: Lake, commits: list[tuple[int, dict[str, int]]]) -> dict[str, tuple[int, int]] | None:
+    counted: dict[str, tuple[int, int]] = {}
+    for version, files in commits:
+        stats = changes.added_file_stats(lake.spark, lake.path(BRONZE), version)
+        if stats is None:
+            return None
+        for file in stats:
+            low = str(file.get("minValues", {}).get("_source_hash") or "")
+            high = str(file.get("maxValues", {}).get("_source_hash") or "")
+            nulls = file.get("nullCount", {}).get("_corrupt_record")
+            # the commit wrote only its own files' hashes (the fence), so a prefix of 32 hex digits names one of them
+            named = [h for h in files if len(low) >= STATS_PREFIX and h.startswith(low) and high.startswith(low)]
+            if len(named) != 1 or nulls is None or "numRecords" not in file:
+                return None
+            content_hash = named[0]
+            rows, corrupt = counted.get(content_hash, (0, 0))
+            counted[content_hash] = (rows + file["numRecords"], corrupt + file["numRecords"] - nulls)
+    return counted
 
 
 def latest_hash_by_file(lake: Lake) -> dict[str, str]:
