@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from py4j.protocol import Py4JError
@@ -44,14 +45,9 @@ def _appended_rows(spark: SparkSession, path: str, start: int, end: int) -> Data
         return None
     added = jvm.java.util.ArrayList()
     versions = set()
-    commits = log.getChanges(start, end, none, True)  # failOnDataLoss: a missing commit raises
-    while commits.hasNext():
-        commit = commits.next()
-        versions.add(int(commit._1()))
-        actions = commit._2().iterator()
-        while actions.hasNext():
-            action = actions.next()
-            kind = action.getClass().getSimpleName()
+    for version, actions in _commits(log, none, start, end):
+        versions.add(version)
+        for kind, action in actions:
             if kind == "AddFile":
                 if not action.dataChange():
                     continue  # compaction: the same rows again, not a change
@@ -77,25 +73,27 @@ def added_file_stats(spark: SparkSession, path: str, version: int) -> list[dict[
     commit at `version` added, read from its log entry: no data file is opened. None when the log has no such commit."""
     try:
         jvm = spark.sparkContext._jvm
-        none = jvm.scala.Option.empty()
         log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-        commits = log.getChanges(version, version, none, True)
-        stats = []
-        while commits.hasNext():
-            commit = commits.next()
-            if int(commit._1()) != version:
-                continue
-            actions = commit._2().iterator()
-            while actions.hasNext():
-                action = actions.next()
-                if action.getClass().getSimpleName() == "AddFile" and action.dataChange():
-                    text = action.stats()
-                    stats.append(json.loads(text) if text else {})
-            return stats
+        for _, actions in _commits(log, jvm.scala.Option.empty(), version, version):
+            added = [action.stats() for kind, action in actions if kind == "AddFile" and action.dataChange()]
+            return [json.loads(text) if text else {} for text in added]
         return None
     except (Py4JError, TypeError, ValueError) as exc:
         LOG.debug("statistics of %s version %s not read: %s", path, version, exc)
         return None
+
+
+def _commits(log, none, start: int, end: int) -> Iterator[tuple[int, list[tuple[str, Any]]]]:  # noqa: ANN001
+    """(version, [(action kind, action)]) of each commit start..end of a DeltaLog (Py4J proxies; `none`: Scala's
+    None); failOnDataLoss: a missing commit raises."""
+    commits = log.getChanges(start, end, none, True)
+    while commits.hasNext():
+        commit = commits.next()
+        actions, listed = commit._2().iterator(), []
+        while actions.hasNext():
+            action = actions.next()
+            listed.append((action.getClass().getSimpleName(), action))
+        yield int(commit._1()), listed
 
 
 def _feed_on(metadata) -> bool:  # noqa: ANN001  (a Py4J proxy of Delta's Metadata action)
