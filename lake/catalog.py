@@ -160,21 +160,22 @@ class Lake:
         lands the rows once."""
         spec = self.spec(table)
         rows = self.conform(table, df)
-        version = delta.retry_on_conflict(
+        self.ensure_properties(table)
+        return delta.retry_on_conflict(
             lambda: delta.write(
                 rows, spec.path, "append", spec.partition_by, user_metadata=user_metadata, options=spec.write_options
             )
         )
-        self._ensure_properties(spec)
-        return version
 
-    def _ensure_properties(self, spec: TableSpec) -> None:
-        """Sets the registry's table properties on a table created without them (by an older release), once per
-        Lake: Delta applies a write's `delta.*` options only when the write creates the table."""
-        if not spec.properties or spec.full_name in self._properties_checked:
+    def ensure_properties(self, table: str) -> None:
+        """Sets the registry's table properties and statistics columns on an existing table created without them
+        (by an older release), once per Lake, before a write: Delta applies a write's `delta.*` options only when
+        the write creates the table, and collects a file's statistics by the table's setting when it writes it."""
+        spec = self.spec(table)
+        if spec.full_name in self._properties_checked or not spec.write_options or not self.exists(table):
             return
         current = delta.table_properties(self.spark, spec.path)
-        missing = {key: value for key, value in spec.properties.items() if current.get(key) != value}
+        missing = {key: value for key, value in spec.write_options.items() if current.get(key) != value}
         if missing:
             delta.set_properties(self.spark, spec.path, missing)
         self._properties_checked.add(spec.full_name)
@@ -185,6 +186,7 @@ class Lake:
         if replace_where and not self.exists(table):
             replace_where = None
         rows = self.conform(table, df)
+        self.ensure_properties(table)
         return delta.write(
             rows, spec.path, "overwrite", spec.partition_by, replace_where=replace_where, options=spec.write_options
         )
@@ -195,7 +197,10 @@ class Lake:
         into the winner's rows instead of failing (or overwriting them)."""
         spec = self.spec(table)
         rows = self.conform(table, df)
-        return delta.retry_on_conflict(lambda: delta.merge(rows, spec.path, keys, spec.partition_by, **options))
+        self.ensure_properties(table)
+        return delta.retry_on_conflict(
+            lambda: delta.merge(rows, spec.path, keys, spec.partition_by, write_options=spec.write_options, **options)
+        )
 
     def history(self, table: str, limit: int | None = None) -> DataFrame:
         if not self.exists(table):

@@ -178,15 +178,17 @@ def merge(
     update_matched: bool = True,
     delete_matched: bool = False,
     target_filter: str | None = None,
+    write_options: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Upserts df into the table by keys (creating it on first use); returns the commit's version and metrics.
 
     target_filter (SQL on alias t, e.g. a partition IN list) limits the files MERGE reads. A MERGE that changes
     nothing makes no commit: it returns the unchanged version, operation NONE and empty metrics.
+    write_options: the options of the write that creates the table (its properties).
     """
     spark = df.sparkSession
     if not is_delta(spark, path):
-        version = write(df, path, "overwrite", partition_by)
+        version = write(df, path, "overwrite", partition_by, options=write_options)
         return {"version": version, "operation": "WRITE", "metrics": {"numTargetRowsInserted": str(df.count())}}
     condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
     if target_filter:

@@ -110,6 +110,7 @@ def commit(lake: Lake, rows: DataFrame, hashes: list[str], run_id: str) -> int:
         if spark.conf.get(key, None) in (None, "", "0"):
             spark.conf.set(key, value)
     exists = lake.exists(BRONZE)
+    lake.ensure_properties(BRONZE)  # `_corrupt_record`'s statistics give the run its counts (ingest_log)
     fence = "_source_hash IN ({})".format(", ".join(f"'{h}'" for h in hashes)) if exists else None
     return delta.write(
         lake.conform(BRONZE, rows),
