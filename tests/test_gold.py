@@ -133,6 +133,28 @@ def test_pair_stats_are_the_same_from_daily_cells_of_any_hour_bucket(spark):
     assert {row.pickup_zone_id for row in one_bucket.collect()} == {10, 20}
 
 
+def test_both_pair_statistics_read_the_stored_cells_without_a_shuffle_and_sort_each_window_once(spark):
+    from pipelines.common import materialize, release
+
+    cells = materialize(daily_cells(silver_frame(spark, WINDOW_TRIPS), 4, APPROX), keep_partitioning=True)
+    try:
+        for stats in (pair_stats(None, None, 3, cells=cells), pair_hour_stats(None, None, 3, cells=cells)):
+            plan = stats._jdf.queryExecution().executedPlan().toString()
+            assert "Exchange" not in plan, plan  # day aggregation and trailing window keep the cells' pair partitioning
+            assert plan.count("sort_array(") == (2 if "distance_bins" in plan else 1), plan  # one per histogram
+        # Only a (day, pair, bucket) whose window has a trip in the bucket: (10, 20) at 09:00 on Jan 8 and 10:00 on
+        # Jan 9 (bucket 2), at 00:00 on Jan 7 and Jan 10 (bucket 0); every other window of the bucket is empty.
+        medians = {tuple(row[:4]): row[4] for row in pair_hour_stats(None, None, 3, cells=cells).collect()}
+        assert sorted(medians) == [
+            (date(2019, 1, 9), 10, 20, 2),
+            (date(2019, 1, 10), 10, 20, 0),
+        ]
+        assert medians[(date(2019, 1, 9), 10, 20, 2)] == pytest.approx(30.0, rel=APPROX)
+        assert medians[(date(2019, 1, 10), 10, 20, 0)] == pytest.approx(10.0, rel=APPROX)
+    finally:
+        release([cells])
+
+
 def test_pair_stats_medians_stay_within_the_relative_accuracy(spark):
     # 41 trips of one pair on Jan 1, durations spread over three orders of magnitude, and a standing taxi (0).
     durations = [0.0] + [0.5 * 1.37**k for k in range(40)]

@@ -51,13 +51,17 @@ def daily_cells(history: DataFrame, hours: int, relative_accuracy: float) -> Dat
     """(pickup_date, pair, hour bucket, kind, bin) -> n: every trip with a known pair, aggregated once.
 
     Both statistics read it: pair_hour_stats per bucket, pair_stats summed over the buckets (any bucket size).
+    The rows come out hash-partitioned by the pair (spark.sql.shuffle.partitions parts): both statistics' per-day
+    aggregations and trailing windows key on the pair, so with `materialize(keep_partitioning=True)` they shuffle
+    nothing more (they shuffled the cells four times, and their day aggregations' arrays with them).
     """
     has_pair, cell = reused(
         ("gold.daily_cells", hours, relative_accuracy), lambda: _cell_columns(hours, relative_accuracy)
     )
-    cells = history.where(has_pair).select(*cell)
+    parts = int(history.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    cells = history.where(has_pair).select(*cell).where(F.col("e.bin").isNotNull())
     return (
-        cells.where(F.col("e.bin").isNotNull())
+        cells.repartition(parts, *PAIR_KEYS)
         .groupBy("pickup_date", *PAIR_KEYS, "bucket", "e.kind", "e.bin")
         .agg(F.count(F.lit(1)).alias("n"))
     )
@@ -162,10 +166,12 @@ def pair_hour_stats(
     cells = cells.where(F.col("kind") == DURATION)
     keys = [*PAIR_KEYS, "bucket"]
     window = _window_histograms(cells, keys, window_days, {"duration": DURATION})
-    window = window.where(_in_days("pickup_date", stats_dates))
+    # A window with a value has a median. Filtering on the median instead sorted each window's bins nine times
+    # more: Spark pushes the filter below the select, inlining every use of the sorted array (27.2 s of 261 at 5M).
+    window = window.where(_in_days("pickup_date", stats_dates) & (F.col("duration_n") > 0))
     return window.select(
         "pickup_date", *keys, _median("duration", relative_accuracy).alias("pair_hour_median_duration")
-    ).where(F.col("pair_hour_median_duration").isNotNull())
+    )
 
 
 def with_zone_trips_prev_hour(history: DataFrame, days: Iterable[date] | None) -> DataFrame:

@@ -111,7 +111,7 @@ def build_gold(
     cells = daily_cells(silver, hour_bucket_hours, relative_accuracy)  # one pass over the trips for both statistics
     if cache is not None:
         trips = materialize(trips, keep_partitioning=True)  # by day: see with_zone_trips_prev_hour
-        cells = materialize(cells)
+        cells = materialize(cells, keep_partitioning=True)  # by pair: see daily_cells
         cache += [trips, cells]
     stats = pair_stats(silver, days, window_days, relative_accuracy, cells=cells)
     hour_stats = pair_hour_stats(silver, days, window_days, hour_bucket_hours, relative_accuracy, cells=cells)
