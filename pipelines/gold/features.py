@@ -166,8 +166,8 @@ def pair_hour_stats(
     cells = cells.where(F.col("kind") == DURATION)
     keys = [*PAIR_KEYS, "bucket"]
     window = _window_histograms(cells, keys, window_days, {"duration": DURATION})
-    # A window with a value has a median. Filtering on the median instead sorted each window's bins nine times
-    # more: Spark pushes the filter below the select, inlining every use of the sorted array (27.2 s of 261 at 5M).
+    # A window with a value has a median. Filtering on the median instead, Spark pushed the filter below the select
+    # and inlined the median: the filter's plan named the window's sort 12 times (pair_hour_stats at 5M, 29 -> 12 s).
     window = window.where(_in_days("pickup_date", stats_dates) & (F.col("duration_n") > 0))
     return window.select(
         "pickup_date", *keys, _median("duration", relative_accuracy).alias("pair_hour_median_duration")
