@@ -342,7 +342,8 @@ def test_the_version_follows_commits_made_outside_this_session(spark, tmp_path):
 
 
 def test_without_the_delta_log_snapshot_api_versions_come_from_history(lake, spark, monkeypatch, caplog):
-    """Another Delta release may change DeltaLog.update's signature: the version is then read from history."""
+    """Another Delta release may change DeltaLog.update's signature: the version is then read from history, the
+    properties from DESCRIBE DETAIL."""
     from py4j.protocol import Py4JError
 
     from lake import delta
@@ -361,9 +362,12 @@ def test_without_the_delta_log_snapshot_api_versions_come_from_history(lake, spa
     with caplog.at_level("WARNING", logger="lake.delta"):
         assert delta._snapshot_version(spark, lake.path(WATERMARKS)) is None
     monkeypatch.undo()
-    assert "reading versions from history" in caplog.text
+    assert "snapshot is not readable here" in caplog.text and "using the public API instead" in caplog.text
+    properties = delta.table_properties(spark, lake.path(WATERMARKS))  # from the snapshot's metadata
+    assert properties["delta.autoOptimize.autoCompact"] == "true"
     monkeypatch.setattr(delta, "_SNAPSHOT_API_OK", False)
     assert lake.version(WATERMARKS) == fast
+    assert delta.table_properties(spark, lake.path(WATERMARKS)) == properties  # from DESCRIBE DETAIL
 
 
 def test_a_table_deleted_after_the_existence_check_has_no_version(spark, tmp_path, monkeypatch):
