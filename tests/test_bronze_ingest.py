@@ -201,3 +201,52 @@ def test_reingesting_adds_nothing_and_a_changed_file_is_a_new_version(ingested, 
 def test_missing_path_is_a_clear_error(lake, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         run_ingest(lake, [str(tmp_path / "nope.csv")])
+
+
+def _trip_files(folder: Path) -> dict[str, list[str]]:
+    """Three small CSV files: two with one column mapping (one with blank lines), one green; their pickup times."""
+    columns = "VendorID,{0}_pickup_datetime,{0}_dropoff_datetime,passenger_count,trip_distance,PULocationID"
+    files = {"yellow_tripdata_2019-01-01.csv": ("tpep", 40), "yellow_tripdata_2019-01-02.csv": ("tpep", 25)}
+    files["green_tripdata_2019-01-03.csv"] = ("lpep", 30)
+    pickups_by_file = {}
+    for day, (name, (prefix, n)) in enumerate(files.items(), start=1):
+        pickups = [f"2019-01-0{day} 00:{i // 60:02d}:{i % 60:02d}" for i in range(n)]
+        rows = [f"1,{pickup},2019-01-0{day} 01:00:00,1,1.5,4" for pickup in pickups]
+        lines = (
+            [columns.format(prefix), *rows[:10], "", "   ", *rows[10:]] if day == 1 else [columns.format(prefix), *rows]
+        )
+        (folder / name).write_text("\r\n".join(lines) + "\r\n")
+        pickups_by_file[str(folder / name)] = pickups
+    return pickups_by_file
+
+
+def test_files_that_map_alike_are_parsed_in_one_scan_and_numbered_per_file(spark, tmp_path, monkeypatch):
+    from lake.session import session_conf
+    from pipelines.bronze import ingest
+
+    folder = tmp_path / "landing zone"  # a path the scan reports URL-encoded
+    folder.mkdir()
+    expected = _trip_files(folder)
+    planned = [ingest.plan_file(location)[1] for location in sorted(expected)]
+
+    def landed() -> tuple[dict, int]:
+        with session_conf(spark, {"spark.sql.files.maxPartitionBytes": "700b"}):  # several splits a file
+            with session_conf(spark, ingest.one_split_per_task(spark)):
+                rows, landing = ingest.bronze_rows(spark, planned, "run-1")
+                got = rows.select("_source_file", "_row_number", "pickup_datetime", "taxi_type").collect()
+                scans = rows._jdf.queryExecution().executedPlan().toString().count("FileScan csv")
+        assert len(landing) == 3
+        by_file: dict[str, dict] = {}
+        for r in got:
+            by_file.setdefault(r["_source_file"], {})[r["_row_number"]] = (r["pickup_datetime"], r["taxi_type"])
+        return by_file, scans
+
+    by_file, scans = landed()
+    assert scans == 2  # the two yellow files in one scan, the green file in another
+    for location, pickups in expected.items():
+        kind = "green" if "green" in location else "yellow"
+        assert by_file[location] == {i + 1: (pickup, kind) for i, pickup in enumerate(pickups)}
+
+    # When the paths the scan reports are not the ones expected, files are read one by one, with the same rows.
+    monkeypatch.setattr(ingest, "scan_paths", lambda spark_, files: {f"elsewhere/{i}": "x" for i in range(len(files))})
+    assert landed() == (by_file, 3)

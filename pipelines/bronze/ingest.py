@@ -17,6 +17,7 @@ from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 
 from lake import Lake, delta
+from lake.session import session_conf
 from pipelines.bronze import ingest_log
 from pipelines.bronze.files import (
     SourceFile,
@@ -32,10 +33,14 @@ from pipelines.bronze.rows import (
     UNKNOWN_MONTH,
     PlannedFile,
     block_offsets,
+    csv_groups,
     csv_line_counts,
     data_rows_by_file,
-    read_source,
+    one_split_per_task,
+    read_csv_group,
+    read_parquet,
     rescued_map,
+    scan_paths,
     to_raw_columns,
     with_ingestion_metadata,
 )
@@ -52,7 +57,8 @@ __all__ = [
     "UNKNOWN_MONTH",
     "PlannedFile",
     "committed_hashes",
-    "read_source",
+    "read_csv_group",
+    "read_parquet",
     "rescued_map",
     "run_ingest",
     "to_raw_columns",
@@ -88,19 +94,26 @@ def plan_file(location: str) -> tuple[SourceFile | None, PlannedFile | None, str
 
 
 def bronze_rows(spark: SparkSession, planned: list[PlannedFile], run_id: str) -> tuple[DataFrame, list[PlannedFile]]:
-    """The batch's bronze rows (one CSV parse per file) and the files with data rows; counts CSV lines first."""
-    counts = csv_line_counts(spark, planned)
+    """The batch's bronze rows and the files with data rows: CSV lines counted first, then one parse per group of
+    CSV files that map their columns alike, one per Parquet file. Run it and its write under one_split_per_task."""
+    csv_files = [p for p in planned if p.source.file_format == "csv"]
+    paths = scan_paths(spark, csv_files) if len(csv_files) > 1 else None
+    counts = csv_line_counts(spark, planned, paths)
+    if counts is None:  # a scan reported a path scan_paths did not give: read file by file
+        paths, counts = None, csv_line_counts(spark, planned, None)
     csv_rows = data_rows_by_file(counts)
-    for plan in planned:
-        if plan.source.file_format == "csv":
-            plan.data_rows = csv_rows.get(plan.source.content_hash, 0)
+    for plan in csv_files:
+        plan.data_rows = csv_rows.get(plan.source.content_hash, 0)
     landing = [p for p in planned if p.data_rows]
     offsets = block_offsets(counts)
-    frames = [with_ingestion_metadata(read_source(spark, p, offsets), p.source, run_id) for p in landing]
+    csv_landing = [p for p in landing if p.source.file_format == "csv"]
+    groups = csv_groups(csv_landing) if paths is not None else [[p] for p in csv_landing]
+    frames = [read_csv_group(spark, group, offsets, paths) for group in groups]
+    frames += [read_parquet(spark, p) for p in landing if p.source.file_format == "parquet"]
     rows = frames[0] if frames else None
     for frame in frames[1:]:
         rows = rows.unionByName(frame)
-    return rows, landing
+    return (with_ingestion_metadata(rows, run_id) if rows is not None else None), landing
 
 
 def commit(lake: Lake, rows: DataFrame, hashes: list[str], run_id: str) -> int:
@@ -145,13 +158,15 @@ def land(lake: Lake, planned: list[PlannedFile], run_id: str, say: Callable[[str
         if not batch:
             continue
         try:
-            rows, landing = bronze_rows(lake.spark, batch, run_id)
-            outcome["empty"] += [p for p in batch if p not in landing]
-            if landing:
-                hashes = [p.source.content_hash for p in landing]
-                outcome["version"] = commit(lake, rows, hashes, run_id)
-                outcome["landed"] += landing
-                outcome["commits"].append((outcome["version"], {p.source.content_hash: p.data_rows for p in landing}))
+            with session_conf(lake.spark, one_split_per_task(lake.spark)):  # row numbers: see read_csv_group
+                rows, landing = bronze_rows(lake.spark, batch, run_id)
+                outcome["empty"] += [p for p in batch if p not in landing]
+                if landing:
+                    hashes = [p.source.content_hash for p in landing]
+                    outcome["version"] = commit(lake, rows, hashes, run_id)
+                    outcome["landed"] += landing
+                    counted = {p.source.content_hash: p.data_rows for p in landing}
+                    outcome["commits"].append((outcome["version"], counted))
         except Exception as exc:
             if not _is_data_error(exc):
                 raise
