@@ -206,7 +206,8 @@ def test_missing_path_is_a_clear_error(lake, tmp_path):
 def _trip_files(folder: Path) -> dict[str, list[str]]:
     """Three small CSV files: two with one column mapping (one with blank lines), one green; their pickup times."""
     columns = "VendorID,{0}_pickup_datetime,{0}_dropoff_datetime,passenger_count,trip_distance,PULocationID"
-    files = {"yellow_tripdata_2019-01-01.csv": ("tpep", 40), "yellow_tripdata_2019-01-02.csv": ("tpep", 25)}
+    # Brackets: spark.read takes a path as a glob pattern, in which `0[2]` would name a file `02` that is not there.
+    files = {"yellow_tripdata_2019-01-01.csv": ("tpep", 40), "yellow_tripdata_2019-01-0[2].csv": ("tpep", 25)}
     files["green_tripdata_2019-01-03.csv"] = ("lpep", 30)
     pickups_by_file = {}
     for day, (name, (prefix, n)) in enumerate(files.items(), start=1):
@@ -250,3 +251,15 @@ def test_files_that_map_alike_are_parsed_in_one_scan_and_numbered_per_file(spark
     # When the paths the scan reports are not the ones expected, files are read one by one, with the same rows.
     monkeypatch.setattr(ingest, "scan_paths", lambda spark_, files: {f"elsewhere/{i}": "x" for i in range(len(files))})
     assert landed() == (by_file, 3)
+
+    # A split holding more rows than the text pass counted (splits packed into one task, a file changed in between)
+    # fails the read, naming the file, rather than give rows the numbers of others.
+    counted = ingest.csv_line_counts
+
+    def one_line_short(*args):  # noqa: ANN002, ANN202
+        counts = counted(*args)  # None first: scan_paths still gives paths no scan reports
+        return counts and {key: lines - (key == min(counts)) for key, lines in counts.items()}
+
+    monkeypatch.setattr(ingest, "csv_line_counts", one_line_short)
+    with pytest.raises(Exception, match="holds more rows than counted"):
+        landed()

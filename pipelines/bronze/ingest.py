@@ -32,7 +32,6 @@ from pipelines.bronze.rows import (
     CORRUPT,
     UNKNOWN_MONTH,
     PlannedFile,
-    block_offsets,
     csv_groups,
     csv_line_counts,
     data_rows_by_file,
@@ -105,10 +104,9 @@ def bronze_rows(spark: SparkSession, planned: list[PlannedFile], run_id: str) ->
     for plan in csv_files:
         plan.data_rows = csv_rows.get(plan.source.content_hash, 0)
     landing = [p for p in planned if p.data_rows]
-    offsets = block_offsets(counts)
     csv_landing = [p for p in landing if p.source.file_format == "csv"]
     groups = csv_groups(csv_landing) if paths is not None else [[p] for p in csv_landing]
-    frames = [read_csv_group(spark, group, offsets, paths) for group in groups]
+    frames = [read_csv_group(spark, group, counts, paths) for group in groups]
     frames += [read_parquet(spark, p) for p in landing if p.source.file_format == "parquet"]
     rows = frames[0] if frames else None
     for frame in frames[1:]:

@@ -4,12 +4,13 @@ A row's number in its file needs the rows of the file's earlier splits. CSV: one
 counts the non-blank lines of each split (the CSV reader drops blank lines and the header, nothing else, in
 PERMISSIVE mode), and one CSV parse per group of files that map their columns alike numbers a row by its split's
 offset plus its position in the split (each split is read by a task of its own). One scan per group, not per file:
-planning a scan, its columns and a union branch cost ~1 s a file, 29 s of a 31-file ingest's 65 s at 1M rows.
+planning a file's scan, columns and union branch took ~0.6 s of driver time (18 s of a 31-file ingest, docs/bronze.md).
 Parquet: the reader's own `_metadata.row_index`. Nothing is parsed twice and nothing is collected but the counts.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ CORRUPT = "_corrupt_record"
 UNKNOWN_MONTH = "unknown"
 BLOCK = "_block_start"
 PATH = "_scan_path"
+GLOB_CHARS = re.compile(r"([\\\[\]{}*?])")
 SOURCE_COLUMNS = ("_source_file", "_source_hash", "_source_month")  # per file, as bronze stores them
 POSITION_BITS = 33  # monotonically_increasing_id(): partition index above bit 33, position in the partition below
 NOT_BLANK = "[^\\x00-\\x20]"  # Spark's CSV reader skips lines that String.trim() empties: only chars <= U+0020
@@ -69,6 +71,12 @@ def to_raw_columns(frame: DataFrame, mapping: ColumnMapping, names: list[str], k
     )
 
 
+def literal(planned: PlannedFile) -> str:
+    """The file's location for spark.read, which takes a path as a glob pattern: `[`, `{`, `*`, `?` and `\\` in a
+    name escaped, so `a[1].csv` reads that file, not `a1.csv`."""
+    return GLOB_CHARS.sub(r"\\\1", planned.source.location)
+
+
 def scan_paths(spark: SparkSession, files: list[PlannedFile]) -> dict[str, str] | None:
     """Each file's content hash by the path Spark's file scans report for it (`_metadata.file_path`: the file
     system's qualified path of the listed file), or None when that cannot be told here."""
@@ -100,7 +108,8 @@ def one_split_per_task(spark: SparkSession) -> dict[str, str]:
     """
     max_bytes = spark.conf.get("spark.sql.files.maxPartitionBytes", "128m")
     as_bytes = spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(max_bytes)
-    return {"spark.sql.files.openCostInBytes": str(as_bytes)}
+    # maxPartitionNum, when set and exceeded, packs splits together again: no limit while ingesting.
+    return {"spark.sql.files.openCostInBytes": str(as_bytes), "spark.sql.files.maxPartitionNum": str(2**31 - 1)}
 
 
 def csv_line_counts(
@@ -115,14 +124,14 @@ def csv_line_counts(
     if not csv_files:
         return {}
     if paths is not None:
-        lines = spark.read.text([p.source.location for p in csv_files]).where(F.col("value").rlike(NOT_BLANK))
+        lines = spark.read.text([literal(p) for p in csv_files]).where(F.col("value").rlike(NOT_BLANK))
         lines = lines.select(F.col("_metadata.file_path").alias(PATH), F.col("_metadata.file_block_start").alias(BLOCK))
         counts = lines.groupBy(PATH, BLOCK).count().collect()
         if any(r[PATH] not in paths for r in counts):
             return None
         return {(paths[r[PATH]], r[BLOCK]): r["count"] for r in counts}
     frames = [
-        spark.read.text(p.source.location)
+        spark.read.text(literal(p))
         .where(F.col("value").rlike(NOT_BLANK))
         .select(F.lit(p.source.content_hash).alias("hash"), F.col("_metadata.file_block_start").alias(BLOCK))
         for p in csv_files
@@ -166,33 +175,36 @@ def csv_groups(planned: list[PlannedFile]) -> list[list[PlannedFile]]:
 
 
 def _splits(
-    spark: SparkSession, files: list[PlannedFile], offsets: dict[tuple[str, int], int], paths: dict[str, str] | None
+    spark: SparkSession, files: list[PlannedFile], counts: dict[tuple[str, int], int], paths: dict[str, str] | None
 ) -> DataFrame:
-    """One row per split of the files: the row number before its first row, and the file it belongs to.
+    """One row per split of the files: the row number before its first row, its data rows, and its file.
 
     Keyed by (scan path, split start) when paths are known, else by split start alone (then files is one file)."""
     by_hash = {p.source.content_hash: p.source for p in files}
     path_of = {content_hash: path for path, content_hash in (paths or {}).items()}
-    rows = [
-        (path_of.get(h), start, offset, by_hash[h].location, h, by_hash[h].source_month)
+    offsets = block_offsets(counts)
+    rows = [  # a split's data rows: its non-blank lines, but for the header in the split at byte 0
+        (path_of.get(h), start, offset, counts[(h, start)] - (start == 0), *_source_values(by_hash[h]))
         for (h, start), offset in offsets.items()
         if h in by_hash
     ]
-    columns = [(PATH, "string"), (BLOCK, "bigint"), ("_offset", "bigint"), *((c, "string") for c in SOURCE_COLUMNS)]
+    columns = [(PATH, "string"), (BLOCK, "bigint"), ("_offset", "bigint"), ("_split_rows", "bigint")]
+    columns += [(c, "string") for c in SOURCE_COLUMNS]
     return spark.createDataFrame(rows, ", ".join(f"{name} {kind}" for name, kind in columns))
 
 
 def read_csv_group(
-    spark: SparkSession, files: list[PlannedFile], offsets: dict[tuple[str, int], int], paths: dict[str, str] | None
+    spark: SparkSession, files: list[PlannedFile], counts: dict[tuple[str, int], int], paths: dict[str, str] | None
 ) -> DataFrame:
     """CSV files with one column mapping, in one scan, as canonical raw text columns plus _row_number and where each
     row came from; malformed rows keep their raw line. A row's number: its split's offset + its position in the
-    split (one split per task: see one_split_per_task)."""
+    split (one split per task: see one_split_per_task). A row past its split's counted rows, or of a split the text
+    pass did not see, fails the read (naming the file) rather than take another row's number."""
     plan = files[0]
     names = plan.mapping.positional_names(plan.width)
     schema = T.StructType([T.StructField(n, T.StringType()) for n in names + [CORRUPT]])
-    locations = [p.source.location for p in files]
-    source = spark.read.csv(locations, header=True, schema=schema, mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT)
+    options = {"header": True, "schema": schema, "mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
+    source = spark.read.csv([literal(p) for p in files], **options)
     position = F.monotonically_increasing_id().bitwiseAND(F.lit((1 << POSITION_BITS) - 1)) + 1
     frame = source.select(
         "*",
@@ -200,18 +212,27 @@ def read_csv_group(
         F.col("_metadata.file_block_start").alias(BLOCK),
         position.alias("_position"),
     )
-    splits = _splits(spark, files, offsets, paths)
+    splits = _splits(spark, files, counts, paths)
     keys = [PATH, BLOCK] if paths is not None else [BLOCK]
     frame = frame.join(F.broadcast(splits if paths is not None else splits.drop(PATH)), keys, "left")
-    frame = frame.withColumn("_row_number", F.col("_offset") + F.col("_position"))
+    numbered = F.col("_offset").isNotNull() & (F.col("_position") <= F.col("_split_rows"))
+    error = F.concat(F.lit("bronze row numbers: a split of "), F.col(PATH), F.lit(" holds more rows than counted"))
+    frame = frame.withColumn(
+        "_row_number", F.when(numbered, F.col("_offset") + F.col("_position")).otherwise(F.raise_error(error))
+    )
     return to_raw_columns(frame, plan.mapping, names, keep=("_row_number", *SOURCE_COLUMNS))
+
+
+def _source_values(source: SourceFile) -> tuple[str, str, str | None]:
+    """A file's SOURCE_COLUMNS values."""
+    return source.location, source.content_hash, source.source_month
 
 
 def read_parquet(spark: SparkSession, planned: PlannedFile) -> DataFrame:
     """One Parquet file as canonical raw text columns plus _row_number (the reader's row index) and its source."""
     names = planned.mapping.positional_names(planned.width)
-    source = spark.read.parquet(planned.source.location)
-    values = (planned.source.location, planned.source.content_hash, planned.source.source_month)
+    source = spark.read.parquet(literal(planned))
+    values = _source_values(planned.source)
     frame = source.select(
         *[F.col(f"`{c}`").alias(n) for c, n in zip(source.columns, names)],
         (F.col("_metadata.row_index") + 1).alias("_row_number"),
