@@ -232,7 +232,7 @@ def test_files_that_map_alike_are_parsed_in_one_scan_and_numbered_per_file(spark
 
     def landed() -> tuple[dict, int]:
         with session_conf(spark, {"spark.sql.files.maxPartitionBytes": "700b"}):  # several splits a file
-            with session_conf(spark, ingest.one_split_per_task(spark)):
+            with session_conf(spark, ingest.one_split_per_task(spark, [p.source.size_bytes for p in planned])):
                 rows, landing = ingest.bronze_rows(spark, planned, "run-1")
                 got = rows.select("_source_file", "_row_number", "pickup_datetime", "taxi_type").collect()
                 scans = rows._jdf.queryExecution().executedPlan().toString().count("FileScan csv")
@@ -263,3 +263,25 @@ def test_files_that_map_alike_are_parsed_in_one_scan_and_numbered_per_file(spark
     monkeypatch.setattr(ingest, "csv_line_counts", one_line_short)
     with pytest.raises(Exception, match="holds more rows than counted"):
         landed()
+
+
+def test_a_batch_is_cut_into_splits_as_spark_would_cut_it_and_no_two_share_a_task(spark, tmp_path):
+    from lake.session import session_conf
+    from pipelines.bronze import ingest
+
+    lone = tmp_path / "lone.csv"
+    lone.write_text("".join(f"{i:09d},some text\n" for i in range(30_000)))  # 600 KB: under a split, over two costs
+    small = {"spark.sql.files.maxPartitionBytes": "1m", "spark.sql.files.openCostInBytes": "64k"}
+    with session_conf(spark, small):
+        spark_tasks = spark.read.text(str(lone)).rdd.getNumPartitions()  # Spark's own choice, which fills the cores
+        assert spark_tasks == spark.sparkContext.defaultParallelism > 1
+        with session_conf(spark, ingest.one_split_per_task(spark, [lone.stat().st_size])):
+            assert spark.read.text(str(lone)).rdd.getNumPartitions() == spark_tasks
+        # Many small files: Spark packs them into few tasks; here each is a task (its split) of its own.
+        many = [tmp_path / f"f{i}.csv" for i in range(5)]
+        for path in many:
+            path.write_text("a,b\n1,2\n")
+        paths = [str(p) for p in many]
+        assert spark.read.text(paths).rdd.getNumPartitions() < 5
+        with session_conf(spark, ingest.one_split_per_task(spark, [p.stat().st_size for p in many])):
+            assert spark.read.text(paths).rdd.getNumPartitions() == 5

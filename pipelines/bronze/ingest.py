@@ -156,7 +156,8 @@ def land(lake: Lake, planned: list[PlannedFile], run_id: str, say: Callable[[str
         if not batch:
             continue
         try:
-            with session_conf(lake.spark, one_split_per_task(lake.spark)):  # row numbers: see read_csv_group
+            split = one_split_per_task(lake.spark, [p.source.size_bytes for p in batch])  # see read_csv_group
+            with session_conf(lake.spark, split):
                 rows, landing = bronze_rows(lake.spark, batch, run_id)
                 outcome["empty"] += [p for p in batch if p not in landing]
                 if landing:

@@ -98,18 +98,26 @@ def _scan_form(uri: str) -> str:
     return uri if parts.netloc or not parts.scheme else f"{parts.scheme}:/{uri[len(parts.scheme) + 1 :].lstrip('/')}"
 
 
-def one_split_per_task(spark: SparkSession) -> dict[str, str]:
-    """Settings under which each file split is read by a task of its own, with split boundaries that do not depend
-    on which files are read together (the line count and the parse must cut a file alike).
+def one_split_per_task(spark: SparkSession, sizes: list[int]) -> dict[str, str]:
+    """Settings under which each split of a batch of files (their sizes in bytes) is read by a task of its own, cut
+    at the same bytes whatever files are read with it (the line count and the parse must cut a file alike).
 
-    Spark packs small splits into one task until their sizes plus an open cost per split reach the split size
-    (maxPartitionBytes, or less for a small input); with an open cost of a whole split no two splits share a task,
-    and the split size is maxPartitionBytes itself.
+    Spark packs small splits into one task until their sizes plus an open cost per split reach the split size, which
+    it lowers for a small input so every core gets work (FilePartition.maxSplitBytes). Here the split size is that
+    same choice made once for the whole batch, and the open cost a whole split: no two splits share a task.
     """
-    max_bytes = spark.conf.get("spark.sql.files.maxPartitionBytes", "128m")
-    as_bytes = spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(max_bytes)
+    jvm_bytes = spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes
+    max_bytes = jvm_bytes(spark.conf.get("spark.sql.files.maxPartitionBytes", "128m"))
+    open_cost = jvm_bytes(spark.conf.get("spark.sql.files.openCostInBytes", "4m"))
+    cores = int(spark.conf.get("spark.sql.files.minPartitionNum", None) or spark.sparkContext.defaultParallelism)
+    per_core = -(-(sum(sizes) + len(sizes) * open_cost) // max(cores, 1))
+    split = str(min(max_bytes, max(open_cost, per_core)))
     # maxPartitionNum, when set and exceeded, packs splits together again: no limit while ingesting.
-    return {"spark.sql.files.openCostInBytes": str(as_bytes), "spark.sql.files.maxPartitionNum": str(2**31 - 1)}
+    return {
+        "spark.sql.files.maxPartitionBytes": split,
+        "spark.sql.files.openCostInBytes": split,
+        "spark.sql.files.maxPartitionNum": str(2**31 - 1),
+    }
 
 
 def csv_line_counts(
