@@ -8,6 +8,7 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -231,15 +232,29 @@ class Lake:
         if not self.exists(WATERMARKS):
             self._last_moves[(consumer, source)] = None
             return None
-        row = (
-            self.read(WATERMARKS)
-            .where((F.col("consumer") == consumer) & (F.col("source") == source))
-            .orderBy(F.col("updated_at").desc())
-            .select("source_version", "updated_at")
-            .first()
-        )
+        try:
+            row = self.latest_move(consumer, source)
+        except Exception:  # noqa: BLE001 - e.g. no storage options for delta-rs on this object store: Spark reads it
+            row = (
+                self.read(WATERMARKS)
+                .where((F.col("consumer") == consumer) & (F.col("source") == source))
+                .orderBy(F.col("updated_at").desc())
+                .select("source_version", "updated_at")
+                .first()
+            )
         self._last_moves[(consumer, source)] = None if row is None else row["updated_at"]
         return None if row is None else int(row["source_version"])
+
+    def latest_move(self, consumer: str, source: str) -> dict[str, Any] | None:
+        """The key's latest row of meta.watermarks, read by delta-rs: the table is a few small files, and a Spark read
+        of it cost ~1.4 s a stage run against ~0.06 s (BENCHMARKS.md, "Watermarks read without Spark")."""
+        from lake.fastquery import open_table  # it imports this module
+
+        table = open_table(self.spec(WATERMARKS), None, None, self.storage_options)
+        key = (pc.field("consumer") == consumer) & (pc.field("source") == source)
+        columns = ["source_version", "updated_at"]
+        rows = table.to_pyarrow_dataset().to_table(columns=columns, filter=key).to_pylist()
+        return max(rows, key=lambda r: r["updated_at"], default=None)  # moves are strictly later (set_watermark)
 
     def set_watermark(self, consumer: str, source: str, source_version: int) -> None:
         """Moves a watermark with one append: meta.watermarks is the log of moves, and the latest row counts.

@@ -145,12 +145,9 @@ def _spark_read(lake: Lake, name: str, label: str, about: str) -> Check:
 
 
 def _silver_watermark(lake: Lake) -> int | None:
-    marks = open_delta(lake, lake.path(WATERMARKS))
-    if marks is None:
+    if open_delta(lake, lake.path(WATERMARKS)) is None:
         return None
-    table = marks.to_pyarrow_dataset().to_table(columns=["consumer", "source", "source_version", "updated_at"])
-    rows = [r for r in table.to_pylist() if (r["consumer"], r["source"]) == ("silver", BRONZE)]
-    latest = max(rows, key=lambda r: r["updated_at"], default=None)  # Lake.watermark's order: the latest move
+    latest = lake.latest_move("silver", BRONZE)  # Lake.watermark's order: the latest move
     return None if latest is None else int(latest["source_version"])
 
 

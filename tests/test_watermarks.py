@@ -28,6 +28,24 @@ def test_a_move_is_one_appended_row_and_the_latest_counts_even_backwards(lake):
     assert _silver_watermark(lake) == 2  # `lake doctor` reads the same latest row (with deltalake)
 
 
+def test_a_watermark_is_read_without_a_spark_job_and_spark_reads_it_when_delta_rs_cannot(lake, monkeypatch):
+    for version in (4, 5, 2):
+        lake.set_watermark("silver", "bronze.trips", version)
+    tracker = lake.spark.sparkContext.statusTracker()
+    jobs = set(tracker.getJobIdsForGroup())
+    assert lake.watermark("silver", "bronze.trips") == 2
+    assert set(tracker.getJobIdsForGroup()) == jobs  # delta-rs read the table: no Spark job
+    read_fast = lake._last_moves[("silver", "bronze.trips")]
+
+    def unavailable(*_):
+        raise OSError("delta-rs has no credentials for this store")
+
+    monkeypatch.setattr(type(lake), "latest_move", unavailable)
+    assert lake.watermark("silver", "bronze.trips") == 2
+    assert set(tracker.getJobIdsForGroup()) != jobs  # Spark read it
+    assert lake._last_moves[("silver", "bronze.trips")].timestamp() == read_fast.timestamp()  # the same move
+
+
 def test_a_move_is_the_latest_even_when_this_driver_s_clock_is_behind(lake):
     ahead = datetime.now() + timedelta(days=1)  # a move written by a host whose clock runs a day ahead
     row = lake.spark.createDataFrame([("gold", "silver.trips", 3, ahead)], lake.spec(WATERMARKS).schema)
