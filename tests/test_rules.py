@@ -66,6 +66,17 @@ def test_great_expectations_counts_the_same_rows_as_the_spark_flags(frame, rules
     assert verdict.success is False
 
 
+def test_great_expectations_queries_unexpected_values_only_when_examples_are_asked_for(frame, rules, monkeypatch):
+    limits = []
+    limit = type(frame).limit  # the classic DataFrame's own method
+    monkeypatch.setattr(type(frame), "limit", lambda df, n: limits.append(n) or limit(df, n))
+    verdict = quality.validate(frame, rules, "rules_no_examples")  # no examples (conf's default)
+    assert limits == [] and verdict.unexpected == {name: len(ids) for name, (_, ids) in CASES.items()}
+    assert quality._no_query_for_no_examples() >= len({r.expectation().expectation_type for r in rules})
+    examples = quality.validate(frame, rules, "rules_examples", unexpected_examples=2)
+    assert limits and set(limits) == {2} and examples.unexpected == verdict.unexpected
+
+
 def test_great_expectations_leaves_no_cached_copy_of_the_batch(spark, rules):
     # GE caches its batch by default and never releases it: a second copy of every silver batch (OOM at 5M rows).
     batch = spark.createDataFrame(
