@@ -8,13 +8,12 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
 import yaml
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lake import delta
+from lake import delta, logread
 from lake.config import DEFAULT_CONF_DIR, Conf
 from lake.errors import ConfigError, TableMissingError, UnknownTableError
 from lake.schema import conform, parse_columns
@@ -246,15 +245,20 @@ class Lake:
         return None if row is None else int(row["source_version"])
 
     def latest_move(self, consumer: str, source: str) -> dict[str, Any] | None:
-        """The key's latest row of meta.watermarks, read by delta-rs: the table is a few small files, and a Spark read
-        of it cost ~1.4 s a stage run against ~0.06 s (BENCHMARKS.md, "Watermarks read without Spark")."""
-        from lake.fastquery import open_table  # it imports this module
+        """The key's latest row of meta.watermarks, read by delta-rs (lake.logread: no Spark job)."""
+        return logread.latest_move(self.path(WATERMARKS), self.storage_options, consumer, source)
 
-        table = open_table(self.spec(WATERMARKS), None, None, self.storage_options)
-        key = (pc.field("consumer") == consumer) & (pc.field("source") == source)
-        columns = ["source_version", "updated_at"]
-        rows = table.to_pyarrow_dataset().to_table(columns=columns, filter=key).to_pylist()
-        return max(rows, key=lambda r: r["updated_at"], default=None)  # moves are strictly later (set_watermark)
+    def commit_metrics(self, table: str, version: int | None = None) -> dict[str, str]:
+        """The operation metrics Delta recorded for a commit of table (the latest when version is None), read by
+        delta-rs; by Spark when delta-rs cannot. {} when the commit is not among the last 20."""
+        try:
+            return logread.commit_metrics(self.path(table), self.storage_options, version)
+        except Exception:  # noqa: BLE001 - e.g. no storage options for delta-rs on this object store
+            rows = self.history(table, 1 if version is None else logread.HISTORY_LIMIT)
+            if version is not None:
+                rows = rows.where(F.col("version") == version)
+            row = rows.select("operationMetrics").first()
+            return dict(row[0] or {}) if row is not None else {}
 
     def set_watermark(self, consumer: str, source: str, source_version: int) -> None:
         """Moves a watermark with one append: meta.watermarks is the log of moves, and the latest row counts.

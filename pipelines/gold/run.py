@@ -127,8 +127,7 @@ def build_gold(
 
 
 def _rows_written(lake: Lake, table: str) -> int:
-    metrics = lake.history(table, 1).select("operationMetrics").first()[0] or {}
-    return int(metrics.get("numOutputRows", 0))
+    return int(lake.commit_metrics(table).get("numOutputRows", 0))
 
 
 def _touched_days(lake: Lake, watermark: int, current: int) -> tuple[set[date] | None, str]:

@@ -137,8 +137,7 @@ def _open_rows_of(lake: Lake, hashes: list[str]) -> DataFrame:
 
 def commit_metrics(lake: Lake, table: str, version: int) -> dict[str, str]:
     """The operation metrics Delta recorded for one commit of table."""
-    row = lake.history(table, 20).where(F.col("version") == version).select("operationMetrics").first()
-    return dict(row[0] or {}) if row is not None else {}
+    return lake.commit_metrics(table, version)
 
 
 def _metric(metrics: dict[str, Any], *names: str) -> int:
