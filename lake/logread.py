@@ -24,6 +24,7 @@ def latest_move(path: str, storage: dict[str, str] | None, consumer: str, source
 def commit_metrics(path: str, storage: dict[str, str] | None, version: int | None = None) -> dict[str, str]:
     """The operation metrics Delta recorded for one commit (the latest when version is None); {} when the commit is
     not among the last HISTORY_LIMIT."""
-    commits = DeltaTable(path, storage_options=storage).history(1 if version is None else HISTORY_LIMIT)
+    table = DeltaTable(path, storage_options=storage, without_files=True)  # the log only, not its files
+    commits = table.history(1 if version is None else HISTORY_LIMIT)
     found = commits[:1] if version is None else [c for c in commits if int(c["version"]) == version]
     return {str(k): str(v) for k, v in (found[0].get("operationMetrics") or {}).items()} if found else {}
