@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, cached_property
@@ -14,12 +15,13 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake import delta, logread
-from lake.config import DEFAULT_CONF_DIR, Conf
+from lake.config import DEFAULT_CONF_DIR, Conf, is_uri
 from lake.errors import ConfigError, TableMissingError, UnknownTableError
 from lake.schema import conform, parse_columns
 
 LAYERS = ("bronze", "silver", "gold", "quality", "meta")
 WATERMARKS = "meta.watermarks"
+LOG = logging.getLogger(__name__)
 
 
 __all__ = ["Lake", "TableSpec", "TableMissingError", "UnknownTableError"]
@@ -231,34 +233,42 @@ class Lake:
         if not self.exists(WATERMARKS):
             self._last_moves[(consumer, source)] = None
             return None
-        try:
-            row = self.latest_move(consumer, source)
-        except Exception:  # noqa: BLE001 - e.g. no storage options for delta-rs on this object store: Spark reads it
+        row, read = None, False
+        if self._delta_rs_reads:
+            try:
+                row, read = self.latest_move(consumer, source), True
+            except Exception as exc:  # noqa: BLE001 - e.g. a reader feature delta-rs lacks: Spark reads it
+                LOG.warning("delta-rs cannot read %s (%s); reading it with Spark", WATERMARKS, exc)
+        if not read:
             row = (
                 self.read(WATERMARKS)
                 .where((F.col("consumer") == consumer) & (F.col("source") == source))
-                .orderBy(F.col("updated_at").desc())
+                .orderBy(F.col("updated_at").desc(), F.col("source_version").desc())
                 .select("source_version", "updated_at")
                 .first()
             )
         self._last_moves[(consumer, source)] = None if row is None else row["updated_at"]
         return None if row is None else int(row["source_version"])
 
+    @property
+    def _delta_rs_reads(self) -> bool:
+        """delta-rs reads a local root, or an object store it has options for (else it would guess the endpoint)."""
+        return not is_uri(self.root) or self.root.startswith("file:") or self.storage_options is not None
+
     def latest_move(self, consumer: str, source: str) -> dict[str, Any] | None:
         """The key's latest row of meta.watermarks, read by delta-rs (lake.logread: no Spark job)."""
         return logread.latest_move(self.path(WATERMARKS), self.storage_options, consumer, source)
 
-    def commit_metrics(self, table: str, version: int | None = None) -> dict[str, str]:
-        """The operation metrics Delta recorded for a commit of table (the latest when version is None), read by
-        delta-rs; by Spark when delta-rs cannot. {} when the commit is not among the last 20."""
+    def commit_metrics(self, table: str, version: int) -> dict[str, str]:
+        """The operation metrics Delta recorded for one commit of table, from its commit file (no Spark job); from
+        the table's history when the file cannot be read. {} when the commit is not found."""
         try:
-            return logread.commit_metrics(self.path(table), self.storage_options, version)
-        except Exception:  # noqa: BLE001 - e.g. no storage options for delta-rs on this object store
-            rows = self.history(table, 1 if version is None else logread.HISTORY_LIMIT)
-            if version is not None:
-                rows = rows.where(F.col("version") == version)
-            row = rows.select("operationMetrics").first()
+            info = delta.commit_info(self.spark, self.path(table), version)
+        except Exception as exc:  # noqa: BLE001 - a log file this store cannot open: the history has it
+            LOG.warning("cannot read commit %s of %s (%s); reading its history", version, table, exc)
+            row = self.history(table, 20).where(F.col("version") == version).select("operationMetrics").first()
             return dict(row[0] or {}) if row is not None else {}
+        return {str(k): str(v) for k, v in ((info or {}).get("operationMetrics") or {}).items()}
 
     def set_watermark(self, consumer: str, source: str, source_version: int) -> None:
         """Moves a watermark with one append: meta.watermarks is the log of moves, and the latest row counts.

@@ -88,6 +88,24 @@ def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
     }
 
 
+def commit_info(spark: SparkSession, path: str, version: int) -> dict[str, Any] | None:
+    """The commitInfo action of one commit, read from its log file through Spark's Hadoop file system: no Spark job
+    (`DeltaTable.history` ran one a call), the store Spark is configured for, and a commit file never changes.
+    None when the file is gone (log cleanup) or holds no commitInfo."""
+    jvm = spark.sparkContext._jvm
+    log_file = jvm.org.apache.hadoop.fs.Path(f"{path.rstrip('/')}/_delta_log/{int(version):020d}.json")
+    fs = log_file.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    if not fs.exists(log_file):
+        return None
+    stream = fs.open(log_file)
+    try:
+        text = jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+    finally:
+        stream.close()
+    actions = (json.loads(line) for line in text.splitlines() if line.strip())
+    return next((action["commitInfo"] for action in actions if "commitInfo" in action), None)
+
+
 def read(spark: SparkSession, path: str, version: int | None = None, timestamp: str | None = None) -> DataFrame:
     """Reads a table, optionally as of a version or a timestamp (time travel)."""
     reader = spark.read.format("delta")

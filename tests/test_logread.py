@@ -1,11 +1,11 @@
-"""Bookkeeping reads without Spark: a commit's operation metrics come from delta-rs, equal to what Spark's history
-says, and from Spark when delta-rs cannot read the table."""
+"""Bookkeeping reads without a Spark job: a commit's operation metrics come from its commit file, equal to what
+Spark's history says, and from the history when the file cannot be read."""
 
 from __future__ import annotations
 
 from pyspark.sql import functions as F
 
-from lake import logread
+from lake import delta
 from lake.catalog import WATERMARKS
 
 
@@ -22,20 +22,17 @@ def test_a_commit_s_metrics_are_read_without_a_spark_job_and_equal_spark_s_histo
     history = lake.history(WATERMARKS).select("version", "operation", "operationMetrics").collect()
     spark = {row.version: dict(row.operationMetrics) for row in history}
     writes = [row.operationMetrics["numOutputRows"] for row in history if row.operation == "WRITE"]
-    assert writes == ["2", "3"]  # newest first
+    assert writes == ["2", "3"] and len(spark) == 3  # newest first; the OPTIMIZE between them
     tracker = lake.spark.sparkContext.statusTracker()
     jobs = set(tracker.getJobIdsForGroup())
-    read = {version: lake.commit_metrics(WATERMARKS, version) for version in spark} | {
-        "latest": lake.commit_metrics(WATERMARKS)
-    }
-    assert set(tracker.getJobIdsForGroup()) == jobs  # delta-rs read the log: no Spark job
-    assert read == spark | {"latest": spark[max(spark)]}
+    read = {version: lake.commit_metrics(WATERMARKS, version) for version in spark}
+    assert set(tracker.getJobIdsForGroup()) == jobs  # read from the commit files: no Spark job
+    assert read == spark
     assert lake.commit_metrics(WATERMARKS, max(spark) + 5) == {}  # no such commit
 
-    def unavailable(*_):
-        raise OSError("delta-rs has no credentials for this store")
+    def unreadable(*_):
+        raise OSError("this store cannot open the log file")
 
-    monkeypatch.setattr(logread, "commit_metrics", unavailable)
+    monkeypatch.setattr(delta, "commit_info", unreadable)
     assert {version: lake.commit_metrics(WATERMARKS, version) for version in spark} == spark
-    assert lake.commit_metrics(WATERMARKS) == spark[max(spark)]
-    assert set(tracker.getJobIdsForGroup()) != jobs  # Spark read them
+    assert set(tracker.getJobIdsForGroup()) != jobs  # the history was read instead

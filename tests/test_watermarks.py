@@ -44,6 +44,10 @@ def test_a_watermark_is_read_without_a_spark_job_and_spark_reads_it_when_delta_r
     assert lake.watermark("silver", "bronze.trips") == 2
     assert set(tracker.getJobIdsForGroup()) != jobs  # Spark read it
     assert lake._last_moves[("silver", "bronze.trips")].timestamp() == read_fast.timestamp()  # the same move
+    in_bucket = lake.conf.with_overrides({"lake.root": "s3a://bucket/lake"})
+    assert not type(lake)(in_bucket, lake.spark)._delta_rs_reads  # no options: delta-rs would guess the endpoint
+    configured = in_bucket.with_overrides({"lake.storage_options": {"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}})
+    assert type(lake)(configured, lake.spark)._delta_rs_reads
 
 
 def test_a_move_is_the_latest_even_when_this_driver_s_clock_is_behind(lake):

@@ -126,8 +126,8 @@ def build_gold(
     }
 
 
-def _rows_written(lake: Lake, table: str) -> int:
-    return int(lake.commit_metrics(table).get("numOutputRows", 0))
+def _rows_written(lake: Lake, table: str, version: int) -> int:
+    return int(lake.commit_metrics(table, version).get("numOutputRows", 0))
 
 
 def _touched_days(lake: Lake, watermark: int, current: int) -> tuple[set[date] | None, str]:
@@ -218,7 +218,7 @@ def run_gold(
                     written = lake.overwrite(table, df.repartition(DAY_COLUMN[table]), replace_where=where)
                     result.versions[table] = written
                     # Delta records no commit for a write that adds and removes nothing: then nothing was written.
-                    counts[table] = _rows_written(lake, table) if written != before else 0
+                    counts[table] = _rows_written(lake, table, written) if written != before else 0
                     say(f"{table}: {counts[table]:,} rows written")
     finally:
         release(cached)
