@@ -145,7 +145,7 @@ def _spark_read(lake: Lake, name: str, label: str, about: str) -> Check:
 
 
 def _silver_watermark(lake: Lake) -> int | None:
-    if open_delta(lake, lake.path(WATERMARKS)) is None:
+    if not DeltaTable.is_deltatable(lake.path(WATERMARKS), storage_options=lake.storage_options):
         return None
     latest = lake.latest_move("silver", BRONZE)  # Lake.watermark's order: the latest move
     return None if latest is None else int(latest["source_version"])

@@ -135,11 +135,6 @@ def _open_rows_of(lake: Lake, hashes: list[str]) -> DataFrame:
     return quarantine.where(F.col("_source_hash").isin(hashes) & F.col("_released_run_id").isNull())
 
 
-def commit_metrics(lake: Lake, table: str, version: int) -> dict[str, str]:
-    """The operation metrics Delta recorded for one commit of table."""
-    return lake.commit_metrics(table, version)
-
-
 def _metric(metrics: dict[str, Any], *names: str) -> int:
     return sum(int(metrics.get(name, 0) or 0) for name in names)
 
@@ -179,7 +174,7 @@ def commit(lake: Lake, write: WritePlan, reprocess: bool, versions: dict[str, in
         )
     if write.expected["new_trips"]:
         versions[TARGET] = append_trips(lake, write.new_trips)
-        committed["new_trips"] = _metric(commit_metrics(lake, TARGET, versions[TARGET]), "numOutputRows")
+        committed["new_trips"] = _metric(lake.commit_metrics(TARGET, versions[TARGET]), "numOutputRows")
     if write.retire_hashes and write.expected["retired_quarantine"]:
         old = _open_rows_of(lake, write.retire_hashes)
         versions[QUARANTINE], committed["retired_quarantine"] = _delete(
@@ -193,7 +188,7 @@ def commit(lake: Lake, write: WritePlan, reprocess: bool, versions: dict[str, in
         committed["quarantine_updated"] = _metric(merged["metrics"], "numTargetRowsUpdated")
     elif write.expected["quarantine_new"]:
         versions[QUARANTINE] = append_quarantine(lake, write.quarantine)
-        committed["quarantine_new"] = _metric(commit_metrics(lake, QUARANTINE, versions[QUARANTINE]), "numOutputRows")
+        committed["quarantine_new"] = _metric(lake.commit_metrics(QUARANTINE, versions[QUARANTINE]), "numOutputRows")
     return committed
 
 
