@@ -14,17 +14,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from lake import delta, logread
-from lake.config import DEFAULT_CONF_DIR, Conf, is_uri
+from lake import delta
+from lake.config import DEFAULT_CONF_DIR, Conf
 from lake.errors import ConfigError, TableMissingError, UnknownTableError
 from lake.schema import conform, parse_columns
+from lake.smalltables import WATERMARKS, SmallTables
 
 LAYERS = ("bronze", "silver", "gold", "quality", "meta")
-WATERMARKS = "meta.watermarks"
 LOG = logging.getLogger(__name__)
 
 
-__all__ = ["Lake", "TableSpec", "TableMissingError", "UnknownTableError"]
+__all__ = ["WATERMARKS", "Lake", "TableSpec", "TableMissingError", "UnknownTableError"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def schema_of(table: str) -> T.StructType:
     return parse_columns(table, entry["columns"])
 
 
-class Lake:
+class Lake(SmallTables):
     """A lake root with its catalog; every read and write of a table goes through here."""
 
     def __init__(self, conf: Conf, spark: SparkSession | None = None) -> None:
@@ -228,37 +228,6 @@ class Lake:
         location = self.spark.sql(f"DESCRIBE DETAIL {spec.full_name}").select("location").first()[0]
         return location.removeprefix("file:").rstrip("/") == spec.path.removeprefix("file:").rstrip("/")
 
-    def watermark(self, consumer: str, source: str) -> int | None:
-        """The last version of source that consumer has processed (its latest move), None before its first run."""
-        if not self.exists(WATERMARKS):
-            self._last_moves[(consumer, source)] = None
-            return None
-        row, read = None, False
-        if self._delta_rs_reads:
-            try:
-                row, read = self.latest_move(consumer, source), True
-            except Exception as exc:  # noqa: BLE001 - e.g. a reader feature delta-rs lacks: Spark reads it
-                LOG.warning("delta-rs cannot read %s (%s); reading it with Spark", WATERMARKS, exc)
-        if not read:
-            row = (
-                self.read(WATERMARKS)
-                .where((F.col("consumer") == consumer) & (F.col("source") == source))
-                .orderBy(F.col("updated_at").desc(), F.col("source_version").desc())
-                .select("source_version", "updated_at")
-                .first()
-            )
-        self._last_moves[(consumer, source)] = None if row is None else row["updated_at"]
-        return None if row is None else int(row["source_version"])
-
-    @property
-    def _delta_rs_reads(self) -> bool:
-        """delta-rs reads a local root, or an object store it has options for (else it would guess the endpoint)."""
-        return not is_uri(self.root) or self.root.startswith("file:") or self.storage_options is not None
-
-    def latest_move(self, consumer: str, source: str) -> dict[str, Any] | None:
-        """The key's latest row of meta.watermarks, read by delta-rs (lake.logread: no Spark job)."""
-        return logread.latest_move(self.path(WATERMARKS), self.storage_options, consumer, source)
-
     def commit_metrics(self, table: str, version: int) -> dict[str, str]:
         """The operation metrics Delta recorded for one commit of table, from its commit file (no Spark job); from
         the table's history when the file cannot be read. {} when the commit is not found."""
@@ -269,23 +238,3 @@ class Lake:
             row = self.history(table, 20).where(F.col("version") == version).select("operationMetrics").first()
             return dict(row[0] or {}) if row is not None else {}
         return {str(k): str(v) for k, v in ((info or {}).get("operationMetrics") or {}).items()}
-
-    def set_watermark(self, consumer: str, source: str, source_version: int) -> None:
-        """Moves a watermark with one append: meta.watermarks is the log of moves, and the latest row counts.
-
-        A MERGE of the one row cost ~2.2 s against ~0.6 s (BENCHMARKS.md, "Bookkeeping commits"). A move's
-        updated_at is later than the key's previous move's even if this driver's clock is behind (a clock stepped
-        back, another host), so "latest" is the order of the moves: the previous move's time is the one this Lake
-        read (a stage reads its watermark first), else read now. The table's auto compaction keeps its files few;
-        a restore deletes every row of the watermarks it clears."""
-        if (consumer, source) not in self._last_moves:
-            self.watermark(consumer, source)
-        last = self._last_moves[(consumer, source)]
-        at = F.current_timestamp()
-        if last is not None:
-            at = F.greatest(at, F.lit(last) + F.expr("INTERVAL 1 MILLISECOND"))
-        row = self.spark.createDataFrame(
-            [(consumer, source, int(source_version))], "consumer string, source string, source_version long"
-        )
-        self.append(WATERMARKS, row.withColumn("updated_at", at))
-        self._last_moves.pop((consumer, source))  # the new row's time is Spark's: read it again before a next move

@@ -185,7 +185,7 @@ def record_rules(
         )
         for rule in rules
     ]
-    return lake.append("quality.runs", lake.spark.createDataFrame(rows, QUALITY_RUNS))
+    return lake.append_records("quality.runs", [dict(zip(QUALITY_RUNS.fieldNames(), row)) for row in rows])
 
 
 def record_stage_run(
@@ -210,4 +210,4 @@ def record_stage_run(
         started_at,
         datetime.now(timezone.utc),
     )
-    return lake.append("quality.stage_runs", lake.spark.createDataFrame([row], STAGE_RUNS))
+    return lake.append_records("quality.stage_runs", [dict(zip(STAGE_RUNS.fieldNames(), row))])

@@ -66,10 +66,9 @@ __all__ = [
 
 
 def committed_hashes(lake: Lake) -> set[str]:
-    """Content hashes of every file landed in bronze, read from bronze itself (one pruned column)."""
-    if not lake.exists(BRONZE):
-        return set()
-    return {row[0] for row in lake.read(BRONZE).select("_source_hash").distinct().collect()}
+    """Content hashes of every file landed in bronze, read from bronze itself (one column, no Spark job where delta-rs
+    reads it)."""
+    return lake.distinct(BRONZE, "_source_hash") if lake.exists(BRONZE) else set()
 
 
 def plan_file(location: str) -> tuple[SourceFile | None, PlannedFile | None, str | None]:

@@ -9,21 +9,24 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from lake import Lake, changes
-from lake.catalog import schema_of
 from pipelines.bronze.files import SourceFile
 
 INGEST_LOG = "bronze.ingest_log"
 BRONZE = "bronze.trips"
 STATS_PREFIX = 32  # characters of a string Delta keeps as min and max (dataSkippingStringPrefixLength)
-INGEST_LOG_SCHEMA = schema_of("bronze.ingest_log")
 
 
 def ingested_hashes(lake: Lake) -> set[str]:
     """Content hashes the log reports as ingested (bronze may hold more: a crash can lose a log entry)."""
+    return {row["content_hash"] for row in _ingested(lake)}
+
+
+def _ingested(lake: Lake) -> list[dict]:
+    """The log's rows of ingested files (one per file version landed: a small table, read without a Spark job)."""
     if not lake.exists(INGEST_LOG):
-        return set()
-    landed = lake.read(INGEST_LOG).where(F.col("status") == "ingested").select("content_hash").distinct()
-    return {row[0] for row in landed.collect()}
+        return []
+    rows = lake.rows(INGEST_LOG, ["status", "content_hash", "source_file", "logged_at"])
+    return [row for row in rows if row["status"] == "ingested"]
 
 
 def counts_in_bronze(lake: Lake, hashes: list[str]) -> dict[str, tuple[int, int, str]]:
@@ -82,12 +85,12 @@ def latest_hash_by_file(lake: Lake) -> dict[str, str]:
 
     Keyed by the base name, not the path: a republished TLC file keeps its name but may land in another dated folder.
     """
-    if not lake.exists(INGEST_LOG):
-        return {}
-    landed = lake.read(INGEST_LOG).where(F.col("status") == "ingested")
-    name = F.element_at(F.split(F.col("source_file"), "/"), -1).alias("file_name")
-    latest = landed.groupBy(name).agg(F.max_by("content_hash", "logged_at").alias("content_hash"))
-    return {row["file_name"]: row["content_hash"] for row in latest.collect()}
+    latest: dict[str, dict] = {}
+    for row in _ingested(lake):
+        name = row["source_file"].rsplit("/", 1)[-1]
+        if name not in latest or row["logged_at"] > latest[name]["logged_at"]:
+            latest[name] = row
+    return {name: row["content_hash"] for name, row in latest.items()}
 
 
 class RunLog:
@@ -142,7 +145,7 @@ def write(lake: Lake, log: RunLog, bronze_version: int | None) -> int | None:
     """Appends the run's log rows; returns the log table's version (None when the run saw no file)."""
     if not log.entries:
         return lake.version(INGEST_LOG)
-    logged_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    logged_at = datetime.now(timezone.utc)
     rows = [
         {
             **entry,
@@ -152,5 +155,4 @@ def write(lake: Lake, log: RunLog, bronze_version: int | None) -> int | None:
         }
         for entry in log.entries
     ]
-    frame = lake.spark.createDataFrame(rows, INGEST_LOG_SCHEMA)
-    return lake.append(INGEST_LOG, frame, user_metadata=log.run_id)
+    return lake.append_records(INGEST_LOG, rows, user_metadata=log.run_id)
