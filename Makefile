@@ -23,7 +23,7 @@ demo: setup
 	$(LAKE) query "SELECT pickup_borough, SUM(trips) AS trips FROM gold.hourly_demand GROUP BY pickup_borough ORDER BY trips DESC"
 
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=30
 
 lint: setup
 	.venv/bin/ruff check lake pipelines flows cli tests bench

@@ -13,8 +13,9 @@ from pyspark.sql import functions as F
 
 from lake import bookkeeping, delta
 from lake.catalog import WATERMARKS
+from pipelines.bronze import ingest_log
 
-STAGE_RUNS = "quality.stage_runs"
+STAGE_RUNS, INGEST_LOG = "quality.stage_runs", "bronze.ingest_log"
 
 
 def _moves(lake, count: int):
@@ -125,3 +126,36 @@ def test_delta_rs_appends_are_compacted_and_distinct_values_read_without_a_spark
     monkeypatch.setattr(bookkeeping, "distinct", unreadable)
     assert lake.distinct(WATERMARKS, "consumer") == {"silver", "gold"}  # Spark's aggregation
     assert set(tracker.getJobIdsForGroup()) != jobs
+
+
+def _logged(run_id: str, name: str, content_hash: str, status: str, second: int) -> dict:
+    at = datetime(2026, 12, 2, 7, 0, second, tzinfo=timezone.utc)
+    return {
+        "run_id": run_id,
+        "source_file": f"/landing/{run_id}/{name}",
+        "content_hash": content_hash,
+        "status": status,
+        "rows": 1,
+        "corrupt_rows": 0,
+        "logged_at": at,
+    }
+
+
+def test_the_ingest_log_reads_the_same_with_delta_rs_as_with_spark(lake, monkeypatch):
+    lake.append_records(
+        INGEST_LOG, [_logged("r1", "a.csv", "h1", "ingested", 1), _logged("r1", "b.csv", None, "failed", 1)]
+    )
+    lake.append_records(INGEST_LOG, [_logged("r2", "a.csv", "h2", "ingested", 2)])  # a.csv republished
+    tracker = lake.spark.sparkContext.statusTracker()
+    jobs = set(tracker.getJobIdsForGroup())
+    fast = (ingest_log.ingested(lake), ingest_log.latest_hash_by_file(lake), ingest_log.ingested_hashes(lake))
+    assert set(tracker.getJobIdsForGroup()) == jobs
+    assert fast[1:] == ({"a.csv": "h2"}, {"h1", "h2"})
+
+    def unreadable(*_):
+        raise DeltaProtocolError("a reader feature delta-rs lacks")
+
+    monkeypatch.setattr(bookkeeping, "read", unreadable)
+    by_spark = (ingest_log.ingested(lake), ingest_log.latest_hash_by_file(lake), ingest_log.ingested_hashes(lake))
+    assert set(tracker.getJobIdsForGroup()) != jobs
+    assert by_spark == fast  # logged_at in UTC either way

@@ -18,14 +18,17 @@ STATS_PREFIX = 32  # characters of a string Delta keeps as min and max (dataSkip
 
 def ingested_hashes(lake: Lake) -> set[str]:
     """Content hashes the log reports as ingested (bronze may hold more: a crash can lose a log entry)."""
-    return {row["content_hash"] for row in _ingested(lake)}
+    return {row["content_hash"] for row in ingested(lake)}
 
 
-def _ingested(lake: Lake) -> list[dict]:
-    """The log's rows of ingested files (one per file version landed: a small table, read without a Spark job)."""
+def ingested(lake: Lake) -> list[dict]:
+    """The log's rows of ingested files (content_hash, source_file, logged_at in UTC): one per file version landed,
+    a small table, read without a Spark job where delta-rs can."""
     if not lake.exists(INGEST_LOG):
         return []
     rows = lake.rows(INGEST_LOG, ["status", "content_hash", "source_file", "logged_at"])
+    for row in rows:  # naive when Spark read it: the local time zone, as PySpark gives it
+        row["logged_at"] = row["logged_at"].astimezone(timezone.utc)
     return [row for row in rows if row["status"] == "ingested"]
 
 
@@ -86,7 +89,7 @@ def latest_hash_by_file(lake: Lake) -> dict[str, str]:
     Keyed by the base name, not the path: a republished TLC file keeps its name but may land in another dated folder.
     """
     latest: dict[str, dict] = {}
-    for row in _ingested(lake):
+    for row in ingested(lake):
         name = row["source_file"].rsplit("/", 1)[-1]
         if name not in latest or row["logged_at"] > latest[name]["logged_at"]:
             latest[name] = row

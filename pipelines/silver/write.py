@@ -9,13 +9,14 @@ after a crash between two commits ends with the tables a clean run makes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake import Lake
+from pipelines.bronze import ingest_log
 from pipelines.common import materialize, release
 from pipelines.days import day_filter, day_predicate
 from pipelines.silver import dedupe
@@ -23,7 +24,7 @@ from pipelines.silver import quarantine as q
 from pipelines.silver.build import BatchStats, file_identity, newest_versions
 from pipelines.silver.transform import ROW_ID, to_silver
 
-TARGET, QUARANTINE, INGEST_LOG = "silver.trips", "silver.quarantine", "bronze.ingest_log"
+TARGET, QUARANTINE = "silver.trips", "silver.quarantine"
 PRESENT = "_present"  # marker column: the row is already in the target table
 
 
@@ -44,18 +45,13 @@ class WritePlan:
 
 def superseded_hashes(lake: Lake, stats: BatchStats) -> list[str]:
     """Hashes of earlier versions of the batch's files (same base name) that bronze.ingest_log recorded."""
-    if not lake.exists(INGEST_LOG):
-        return sorted(stats.superseded_hashes)
     newest = newest_versions(stats.files)
-    logged = (
-        lake.read(INGEST_LOG).where(F.col("status") == "ingested").select("content_hash", "source_file", "logged_at")
-    )
-    rows = [r for r in logged.collect() if file_identity(r["source_file"]) in newest]
+    rows = [r for r in ingest_log.ingested(lake) if file_identity(r["source_file"]) in newest]
     logged_at = {r["content_hash"]: r["logged_at"] for r in rows}
     old = set(stats.superseded_hashes)
     for row in rows:
         latest = newest[file_identity(row["source_file"])].source_hash
-        latest_at = logged_at.get(latest, datetime.max)
+        latest_at = logged_at.get(latest, datetime.max.replace(tzinfo=timezone.utc))
         if row["content_hash"] != latest and (row["logged_at"] is None or row["logged_at"] <= latest_at):
             old.add(row["content_hash"])
     return sorted(old)
