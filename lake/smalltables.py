@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from lake import bookkeeping
 from lake.config import is_uri
@@ -25,6 +26,7 @@ class SmallTables:
     def append_records(self: Lake, table: str, records: list[dict[str, Any]], user_metadata: str | None = None) -> int:
         """A few rows (bookkeeping) in one append commit; returns its version. By delta-rs once the table exists on
         a local root (lake.bookkeeping: no Spark job), else, or when delta-rs committed nothing, by Lake.append."""
+        records = _fitted(table, self.spec(table).schema, records)
         if self._delta_rs_writes and self.exists(table):
             self.ensure_properties(table)
             try:
@@ -106,3 +108,24 @@ class SmallTables:
         move = {"consumer": consumer, "source": source, "source_version": int(source_version), "updated_at": at}
         self.append_records(WATERMARKS, [move])
         self._last_moves.pop((consumer, source))  # another writer may move it too: read it before a next move
+
+
+def _fitted(table: str, schema: T.StructType | None, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """records checked against the table's contract as Spark's createDataFrame would (no unknown column, no null in
+    a not-null one; delta-rs would drop the one and write the other), times without a zone read as local times, as
+    PySpark reads them, so both writers store the same instant."""
+    if schema is None:
+        return records
+    names, required = set(schema.fieldNames()), [f.name for f in schema.fields if not f.nullable]
+    fitted = []
+    for record in records:
+        unknown, missing = set(record) - names, [name for name in required if record.get(name) is None]
+        if unknown or missing:
+            raise ValueError(f"{table}: a record with unknown columns {sorted(unknown)} or nulls in {missing}")
+        fitted.append(
+            {
+                k: v.astimezone(timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v
+                for k, v in record.items()
+            }
+        )
+    return fitted

@@ -5,7 +5,9 @@ exists (through Spark when delta-rs commits nothing, never twice); delta-rs' app
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
+import pytest
 from deltalake import DeltaTable as DeltaLakeTable
 from deltalake import write_deltalake
 from deltalake.exceptions import DeltaProtocolError
@@ -159,3 +161,22 @@ def test_the_ingest_log_reads_the_same_with_delta_rs_as_with_spark(lake, monkeyp
     by_spark = (ingest_log.ingested(lake), ingest_log.latest_hash_by_file(lake), ingest_log.ingested_hashes(lake))
     assert set(tracker.getJobIdsForGroup()) != jobs
     assert by_spark == fast  # logged_at in UTC either way
+
+
+def test_spark_reads_a_log_delta_rs_checkpointed_and_records_keep_the_table_s_contract(lake):
+    for n in range(11):  # version 0 by Spark, 1..10 by delta-rs: it checkpoints after 10 commits (the registry's)
+        lake.append_records(STAGE_RUNS, [_stage_run(f"r{n:02d}")])
+    log = Path(lake.path(STAGE_RUNS)) / "_delta_log"
+    assert [path.name for path in log.glob("*.checkpoint.parquet")] == [f"{9:020d}.checkpoint.parquet"]
+    lake.spark._jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()  # Spark reads the log again, from it
+    assert lake.read(STAGE_RUNS).count() == 11
+    lake.append(STAGE_RUNS, lake.spark.createDataFrame([_stage_run("spark")], lake.spec(STAGE_RUNS).schema))
+    assert len(_run_ids(lake)) == 12
+    with pytest.raises(ValueError, match="unknown columns \\['rows'\\]"):
+        lake.append_records(STAGE_RUNS, [_stage_run("x") | {"rows": 3}])  # delta-rs would drop it
+    with pytest.raises(ValueError, match="nulls in \\['run_id'\\]"):
+        lake.append_records(STAGE_RUNS, [_stage_run("x") | {"run_id": None}])
+    local = datetime(2026, 12, 2, 7, 0)  # no zone: a local time, as PySpark reads it
+    lake.append_records(STAGE_RUNS, [_stage_run("naive") | {"started_at": local}])
+    stored = lake.read(STAGE_RUNS).where("run_id = 'naive'").first().started_at
+    assert stored == local and len(_run_ids(lake)) == 13

@@ -27,9 +27,10 @@ def ingested(lake: Lake) -> list[dict]:
     if not lake.exists(INGEST_LOG):
         return []
     rows = lake.rows(INGEST_LOG, ["status", "content_hash", "source_file", "logged_at"])
+    rows = [row for row in rows if row["status"] == "ingested" and row["logged_at"] is not None]
     for row in rows:  # naive when Spark read it: the local time zone, as PySpark gives it
         row["logged_at"] = row["logged_at"].astimezone(timezone.utc)
-    return [row for row in rows if row["status"] == "ingested"]
+    return rows
 
 
 def counts_in_bronze(lake: Lake, hashes: list[str]) -> dict[str, tuple[int, int, str]]:
