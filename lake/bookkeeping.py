@@ -25,7 +25,7 @@ def latest_move(path: str, storage: dict[str, str] | None, consumer: str, source
     """The key's latest row (source_version, updated_at) of the meta.watermarks table at path; None if it has none.
     Moves are strictly later than the key's previous move (Lake.set_watermark), so the latest time is the last move;
     a tie (two writers at once) goes to the higher version, as in Lake.watermark's Spark read."""
-    dataset = DeltaTable(path, storage_options=storage).to_pyarrow_dataset()
+    dataset = _dataset(path, storage)
     key = (pc.field("consumer") == consumer) & (pc.field("source") == source)
     rows = dataset.to_table(columns=["source_version", "updated_at"], filter=key).to_pylist()
     return max(rows, key=lambda r: (r["updated_at"], r["source_version"]), default=None)
@@ -33,15 +33,19 @@ def latest_move(path: str, storage: dict[str, str] | None, consumer: str, source
 
 def read(path: str, storage: dict[str, str] | None, columns: list[str]) -> pa.Table:
     """Columns of the (small) Delta table at path."""
-    return DeltaTable(path, storage_options=storage).to_pyarrow_dataset().to_table(columns=columns)
+    return _dataset(path, storage).to_table(columns=columns)
 
 
 def distinct(path: str, storage: dict[str, str] | None, column: str) -> set[Any]:
     """A column's distinct values, batch by batch: memory follows the distinct values, not the rows."""
     values: set[Any] = set()
-    for batch in DeltaTable(path, storage_options=storage).to_pyarrow_dataset().to_batches(columns=[column]):
+    for batch in _dataset(path, storage).to_batches(columns=[column]):
         values.update(pc.unique(batch.column(0)).to_pylist())
     return values
+
+
+def _dataset(path: str, storage: dict[str, str] | None):  # noqa: ANN202 - pyarrow.dataset.Dataset
+    return DeltaTable(path, storage_options=storage).to_pyarrow_dataset()
 
 
 class NotAppended(Exception):
@@ -55,13 +59,14 @@ def append(path: str, records: list[dict[str, Any]], user_metadata: str | None =
     path = urlparse(path).path if path.startswith("file:") else path
     marker = uuid.uuid4().hex
     metadata = {MARKER: marker} | ({"userMetadata": user_metadata} if user_metadata else {})
+    before = None
     try:
         table = DeltaTable(path)
         before = table.version()
         data = pa.Table.from_pylist(records, schema=pa.schema(table.schema().to_arrow()))
         write_deltalake(table, data, mode="append", commit_properties=CommitProperties(custom_metadata=metadata))
     except Exception as exc:
-        committed = _committed(path, marker, before) if "before" in locals() else None
+        committed = None if before is None else _committed(path, marker, before)
         if committed is None:
             raise NotAppended(f"{type(exc).__name__}: {exc}") from exc
         LOG.warning("append to %s committed version %s, then failed: %s", path, committed, exc)

@@ -4,6 +4,7 @@ a run, read and appended by delta-rs without a Spark job where it can (lake.book
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -37,32 +38,28 @@ class SmallTables:
 
     def rows(self: Lake, table: str, columns: list[str]) -> list[dict[str, Any]]:
         """A small table's columns as rows (the ingest log): read by delta-rs where it can, else through Spark."""
-        if self._delta_rs_reads:
-            try:
-                return bookkeeping.read(self.path(table), self.storage_options, columns).to_pylist()
-            except Exception as exc:  # noqa: BLE001 - e.g. a reader feature delta-rs lacks: Spark reads it
-                LOG.warning("delta-rs cannot read %s (%s); reading it with Spark", table, exc)
-        return [row.asDict() for row in self.read(table).select(*columns).collect()]
+        return self._read_fast(
+            table,
+            lambda: bookkeeping.read(self.path(table), self.storage_options, columns).to_pylist(),
+            lambda: [row.asDict() for row in self.read(table).select(*columns).collect()],
+        )
 
     def watermark(self: Lake, consumer: str, source: str) -> int | None:
         """The last version of source that consumer has processed (its latest move), None before its first run."""
         if not self.exists(WATERMARKS):
             self._last_moves[(consumer, source)] = None
             return None
-        row, read = None, False
-        if self._delta_rs_reads:
-            try:
-                row, read = self.latest_move(consumer, source), True
-            except Exception as exc:  # noqa: BLE001 - e.g. a reader feature delta-rs lacks: Spark reads it
-                LOG.warning("delta-rs cannot read %s (%s); reading it with Spark", WATERMARKS, exc)
-        if not read:
-            row = (
+        row = self._read_fast(
+            WATERMARKS,
+            lambda: self.latest_move(consumer, source),
+            lambda: (
                 self.read(WATERMARKS)
                 .where((F.col("consumer") == consumer) & (F.col("source") == source))
                 .orderBy(F.col("updated_at").desc(), F.col("source_version").desc())
                 .select("source_version", "updated_at")
                 .first()
-            )
+            ),
+        )
         self._last_moves[(consumer, source)] = None if row is None else row["updated_at"]
         return None if row is None else int(row["source_version"])
 
@@ -74,12 +71,20 @@ class SmallTables:
     def distinct(self: Lake, table: str, column: str) -> set[Any]:
         """A column's distinct values (few, in a table of any size): scanned by delta-rs batch by batch where it
         can (no Spark job), else by a Spark aggregation."""
+        return self._read_fast(
+            table,
+            lambda: bookkeeping.distinct(self.path(table), self.storage_options, column),
+            lambda: {row[0] for row in self.read(table).select(column).distinct().collect()},
+        )
+
+    def _read_fast(self: Lake, table: str, fast: Callable[[], Any], slow: Callable[[], Any]) -> Any:
+        """fast() (delta-rs: no Spark job) where delta-rs reads this root, else or when it fails slow() (Spark)."""
         if self._delta_rs_reads:
             try:
-                return bookkeeping.distinct(self.path(table), self.storage_options, column)
-            except Exception as exc:  # noqa: BLE001 - e.g. deletion vectors: Spark reads it
+                return fast()
+            except Exception as exc:  # noqa: BLE001 - e.g. a reader feature delta-rs lacks: Spark reads it
                 LOG.warning("delta-rs cannot read %s (%s); reading it with Spark", table, exc)
-        return {row[0] for row in self.read(table).select(column).distinct().collect()}
+        return slow()
 
     @property
     def _delta_rs_writes(self: Lake) -> bool:
