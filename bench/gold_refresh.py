@@ -5,6 +5,7 @@ same kept lake (e.g. one `bench/profile_stages.py --rows 5000000 --root R` built
 fingerprints (rows and the sum of a 64-bit hash of every row) must be equal.
 
     cd <tree> && python bench/gold_refresh.py --root /tmp/prof5m_lake --label new --rounds 1
+    python bench/gold_refresh.py --root /tmp/prof5m_lake --set gold.write_concurrency=1   # a conf value changed
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import argparse
 import os
 import sys
 import time
+
+import yaml
 
 sys.path.insert(0, os.getcwd())  # the tree to measure is the current folder, not necessarily this file's
 
@@ -28,8 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True, help="lake root with silver.trips")
     parser.add_argument("--label", default=os.path.basename(os.getcwd()))
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a conf value (repeatable)")
     args = parser.parse_args(argv)
-    lake = Lake(load_conf(overrides={"lake.root": args.root}))
+    settings = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    lake = Lake(load_conf(overrides={"lake.root": args.root, **settings}))
     for round_ in range(args.rounds):
         started = time.perf_counter()
         run_gold(lake, full_refresh=True)

@@ -158,6 +158,7 @@ def on_cluster(landing, params, s3, tracking, conf_dir) -> tuple[subprocess.Comp
         command = [sys.executable, "-m", "cli.main", "run", "daily", "--landing", str(landing), "--date", "2019-04-01"]
         done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1200)
         status = cluster.status()
+    (logs / "daily.log").write_text(f"{done.stdout}\n{done.stderr}")  # the run's own output, kept with the logs
     for copy in logs.glob("worker-*/app-*/*/*.jar"):  # the executors' copies of spark.jars (1.3 GB); logs stay
         copy.unlink()
     assert done.returncode == 0, f"{done.stderr[-3000:]}\n(Spark master and worker logs in {logs})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from delta.tables import DeltaTable
 from test_gold import APPROX, GOLD, silver_frame, sorted_rows, trip  # tests/ is on sys.path under pytest
 
+from lake.errors import ConfigError
+from pipelines.gold import run as gold_run
 from pipelines.gold import run_gold
 
 
@@ -165,3 +168,38 @@ def test_a_vacuumed_change_feed_rebuilds_everything_instead_of_failing(lake):
     assert result.details["mode"] == "full"
     assert "unreadable" in result.details["reason"] and "rebuilding every day" in result.details["reason"]
     assert sorted(row.trip_key for row in lake.read("gold.trip_features").collect()) == ["a2", "b"]
+
+
+def test_the_four_tables_are_written_at_once_and_a_failed_write_keeps_the_watermark(lake, monkeypatch):
+    """Each write waits at a barrier until all four have started (it breaks, failing the run, if they ran one after
+    another); one write then fails: the run raises it after the others end, and the watermark stays, so the rerun
+    (one write at a time) rebuilds everything and equals a full refresh with concurrent writes."""
+    rows = [trip(f"t{d}_{z}", f"2019-01-0{d} 0{z}:00:00", distance=1.0 + z, duration=5.0 + d) for d in (1, 2, 3)
+            for z in (1, 2)]  # fmt: skip
+    lake.append("silver.trips", silver_frame(lake.spark, rows))
+    real_write, started = gold_run._write_one, threading.Barrier(len(gold_run.GOLD_TABLES), timeout=300)
+    threads = {}
+
+    def together(lake_, table, df, days):
+        threads[table] = threading.get_ident()
+        started.wait()
+        if table == "gold.zone_daily":
+            raise OSError("disk full while writing gold.zone_daily")
+        return real_write(lake_, table, df, days)
+
+    monkeypatch.setattr(gold_run, "_write_one", together)
+    with pytest.raises(OSError, match="disk full"):
+        run_gold(lake)
+    monkeypatch.undo()
+    assert sorted(threads) == sorted(gold_run.GOLD_TABLES) and len(set(threads.values())) == 4
+    assert lake.watermark("gold", "silver.trips") is None
+    assert not lake.exists("gold.zone_daily") and lake.exists("gold.trip_features")
+    one_at_a_time = type(lake)(lake.conf.with_overrides({"gold.write_concurrency": 1}), lake.spark)
+    rerun = run_gold(one_at_a_time)
+    assert rerun.details["mode"] == "full" and rerun.counts["gold.trip_features"] == len(rows)
+    rebuilt = gold_snapshot(lake)
+    assert run_gold(lake, full_refresh=True).counts["gold.zone_daily"] > 0
+    assert gold_snapshot(lake) == rebuilt
+    for wrong in (0, "four", True):
+        with pytest.raises(ConfigError, match="gold.write_concurrency"):
+            run_gold(type(lake)(lake.conf.with_overrides({"gold.write_concurrency": wrong}), lake.spark))

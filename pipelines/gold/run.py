@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
 from py4j.protocol import Py4JError
+from pyspark import inheritable_thread_target
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -130,6 +132,38 @@ def _rows_written(lake: Lake, table: str, version: int) -> int:
     return int(lake.commit_metrics(table, version).get("numOutputRows", 0))
 
 
+def _write_one(lake: Lake, table: str, df: DataFrame, days: set[date] | None) -> tuple[int, int]:
+    """Replaces the table's rows of `days` (None: all of it) by df; returns the version and the rows written."""
+    where = day_predicate(days, DAY_COLUMN[table]) if days is not None else None
+    before = lake.version(table)
+    version = lake.overwrite(table, df.repartition(DAY_COLUMN[table]), replace_where=where)
+    # Delta records no commit for a write that adds and removes nothing: then nothing was written.
+    return version, _rows_written(lake, table, version) if version != before else 0
+
+
+def _write_tables(
+    lake: Lake, tables: dict[str, DataFrame], days: set[date] | None, concurrency: int
+) -> dict[str, tuple[int, int]]:
+    """Each table's replacement, up to `concurrency` at once (tables in order when 1). Four independent commits:
+    a small run's writes are mostly driver-side waits (planning, the Delta log, commits) that overlap. Every write
+    ends before this returns or raises (the first failure in table order), so none outlives the run's cache."""
+    if concurrency <= 1:
+        return {table: _write_one(lake, table, df, days) for table, df in tables.items()}
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gold-write") as pool:
+        futures = {
+            table: pool.submit(inheritable_thread_target(_write_one), lake, table, df, days)
+            for table, df in tables.items()
+        }
+    return {table: future.result() for table, future in futures.items()}
+
+
+def _concurrency(lake: Lake) -> int:
+    value = lake.conf.get("gold.write_concurrency", len(GOLD_TABLES))
+    if isinstance(value, bool) or not str(value).isdigit() or int(value) < 1:
+        raise ConfigError(f"gold.write_concurrency must be a whole number >= 1, not {value!r}")
+    return int(value)
+
+
 def _touched_days(lake: Lake, watermark: int, current: int) -> tuple[set[date] | None, str]:
     """Pickup days of every silver row inserted, updated (before and after) or deleted after the watermark.
 
@@ -166,6 +200,7 @@ def run_gold(
     if not lake.exists(SILVER):
         raise StageError(f"{SILVER} does not exist at {lake.path(SILVER)}; run the silver stage first")
     window_days, accuracy, hours, extra_holidays = _settings(lake)
+    concurrency = _concurrency(lake)
     current = lake.version(SILVER)
     watermark = lake.watermark(CONSUMER, SILVER)
     result = StageResult("gold", run_id, versions={SILVER: current})
@@ -212,14 +247,10 @@ def run_gold(
             holidays = holidays_between(*span, extra_holidays) if span else []
             tables = build_gold(silver, days, None, window_days, holidays, accuracy, hours, cache=cached)
             with session_conf(lake.spark, WRITE_SETTINGS):
-                for table, df in tables.items():
-                    where = day_predicate(days, DAY_COLUMN[table]) if incremental else None
-                    before = lake.version(table)
-                    written = lake.overwrite(table, df.repartition(DAY_COLUMN[table]), replace_where=where)
-                    result.versions[table] = written
-                    # Delta records no commit for a write that adds and removes nothing: then nothing was written.
-                    counts[table] = _rows_written(lake, table, written) if written != before else 0
-                    say(f"{table}: {counts[table]:,} rows written")
+                written = _write_tables(lake, tables, days if incremental else None, concurrency)
+            for table, (version, rows) in written.items():
+                result.versions[table], counts[table] = version, rows
+                say(f"{table}: {rows:,} rows written")
     finally:
         release(cached)
     lake.set_watermark(CONSUMER, SILVER, current)
