@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 
@@ -31,3 +31,10 @@ def day_filter(days: Iterable[date | None], column: str = "pickup_date"):
     """The same predicate as a Column, for reads (None when there are no days)."""
     predicate = day_predicate(days, column)
     return None if predicate is None else F.expr(predicate)
+
+
+def in_days(days: Iterable[date], column: str = "pickup_date") -> Column:
+    """The column is one of the days (false for no days): one SQL expression, so one call to the JVM where `isin`
+    makes one per day (a full rebuild's 365 days and their 28-day windows, in every gold run)."""
+    predicate = day_predicate(days, column)
+    return F.lit(False) if predicate is None else F.expr(predicate)

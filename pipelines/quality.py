@@ -94,6 +94,47 @@ def _no_query_for_no_examples() -> int:
     return wrapped
 
 
+def sql_literals(values: list[Any]) -> str | None:
+    """The values as a SQL literal list (`1, 2.5D, 'it\\'s'`), or None when one is not a finite number or text."""
+    texts = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return None
+        if isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                return None
+            texts.append(f"{value!r}D")
+        elif isinstance(value, int):
+            texts.append(str(value))
+        else:
+            texts.append("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
+    return ", ".join(texts)
+
+
+@functools.cache
+def _in_set_in_one_call() -> type:
+    """GE's Spark condition of `in_set` is `column.isin(value_set)`, and PySpark makes one JVM call per value: the
+    265 zone ids of each zone rule, ~0.3 s of every silver run. This provider, registered over GE's own, writes the
+    same `IN` predicate as SQL text (one call); a value set it cannot write as literals (None, dates) keeps `isin`."""
+    from great_expectations.execution_engine import SparkDFExecutionEngine
+    from great_expectations.expectations.metrics import column_condition_partial
+    from great_expectations.expectations.metrics.column_map_metrics.column_values_in_set import ColumnValuesInSet
+    from pyspark.sql import functions as F
+
+    class InSetInOneCall(ColumnValuesInSet):
+        @column_condition_partial(engine=SparkDFExecutionEngine)
+        def _spark(cls, column, value_set, **kwargs):  # noqa: N805 (GE calls it with the class)
+            if value_set is None:
+                return F.lit(True)  # vacuously true, as GE's own
+            literals = sql_literals(list(value_set))
+            if not literals:
+                return column.isin(value_set)
+            name = str(kwargs["_accessor_domain_kwargs"]["column"]).replace("`", "``")
+            return F.expr(f"`{name}` IN ({literals})")
+
+    return InSetInOneCall
+
+
 def raised_exceptions(info: dict | None) -> list[str]:
     """The exception messages of a GE result: its own, or its metrics' ({metric id: exception info}, GE 1.x)."""
     infos = [info] if info and "raised_exception" in info else list((info or {}).values())
@@ -115,6 +156,7 @@ def validate(
     started = time.perf_counter()
     if not unexpected_examples:
         _no_query_for_no_examples()
+    _in_set_in_one_call()
     context = _context(docs)
     asset = context.data_sources.add_spark(name="lake", persist=False).add_dataframe_asset(name=suite_name)
     batch_definition = asset.add_batch_definition_whole_dataframe(name="batch")

@@ -148,3 +148,27 @@ def test_a_missing_rule_file_is_a_clear_error(tmp_path: Path):
 def test_rule_never_yields_null_flags(frame, rules):
     nulls = frame.select(*[F.isnull(r.violation()).alias(r.name) for r in rules]).collect()
     assert not any(any(row) for row in nulls)
+
+
+def test_in_set_is_one_sql_predicate_for_great_expectations_and_counts_like_the_flags(spark, monkeypatch):
+    """GE's own in_set condition calls `isin`, one JVM call per value (265 zone ids per zone rule): ours writes one
+    SQL IN predicate for numbers and text, quotes and backslashes included, and counts what the Spark flags count."""
+    rows = [(0, 1, 2.5, "it's"), (1, 2, 3.0, "a\\b"), (2, 3, None, "x"), (3, None, 7.5, None)]
+    batch = spark.createDataFrame(rows, "id int, n int, d double, s string")
+    entries = [
+        {"name": "n_in", "type": "in_set", "column": "n", "params": {"value_set": [1, 3]}},
+        {"name": "d_in", "type": "in_set", "column": "d", "params": {"value_set": [2.5, 3.0]}},
+        {"name": "s_in", "type": "in_set", "column": "s", "params": {"value_set": ["it's", "a\\b"]}},
+    ]
+    rules = parse_rules({"rules": [{**e, "action": "drop"} for e in entries]}, "test", ["n", "d", "s"])
+    column_type = type(F.col("n"))
+    isin, calls = column_type.isin, []
+    monkeypatch.setattr(column_type, "isin", lambda column, *values: calls.append(values) or isin(column, *values))
+    verdict = quality.validate(batch, rules, "in_set_sql")
+    monkeypatch.undo()
+    assert calls == []
+    flagged = {rule.name: {row.id for row in batch.where(rule.violation()).collect()} for rule in rules}
+    assert flagged == {"n_in": {1}, "d_in": {3}, "s_in": {2}}
+    assert verdict.unexpected == {name: len(ids) for name, ids in flagged.items()}
+    assert quality.sql_literals([1, -2, 0.5, "o'k"]) == "1, -2, 0.5D, 'o\\'k'"
+    assert [quality.sql_literals(values) for values in ([1, None], [True], [float("nan")])] == [None, None, None]

@@ -17,6 +17,7 @@ from pyspark.sql import types as T
 from lake.catalog import schema_of
 from lake.expressions import reused
 from lake.schema import contract_columns
+from pipelines.days import in_days
 from pipelines.gold import sketch
 from pipelines.schemas import TRIP_FEATURES
 
@@ -44,7 +45,7 @@ def hour_bucket(hours: int = DEFAULT_HOUR_BUCKET_HOURS) -> Column:
 
 
 def _in_days(column: str, days: Iterable[date] | None) -> Column:
-    return F.lit(True) if days is None else F.col(column).isin(*sorted(days))
+    return F.lit(True) if days is None else in_days(days, column)
 
 
 def daily_cells(history: DataFrame, hours: int, relative_accuracy: float) -> DataFrame:
@@ -241,7 +242,7 @@ def trip_features(
         day_of_week.alias("day_of_week"),
         F.month("pickup_date").alias("month"),
         day_of_week.isin(*WEEKEND_DAYS).alias("is_weekend"),
-        F.col("pickup_date").isin(*holidays).alias("is_holiday"),
+        in_days(holidays).alias("is_holiday"),
         _is_airport("pickup_zone_id").alias("pickup_is_airport"),
         _is_airport("dropoff_zone_id").alias("dropoff_is_airport"),
     )
