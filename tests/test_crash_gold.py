@@ -1,8 +1,9 @@
 """Crash safety of gold: SIGKILL a gold run in the middle of its writes, rerun, and get what a clean run gives.
 
 The run is killed inside the Spark job that writes gold.trip_features, while or after the other three tables (written
-at the same time) commit: tables then disagree, and the watermark was not advanced. Each table's replaceWhere is one atomic Delta commit (nothing of the
-killed write is visible), and the rerun recomputes the same days from the same watermark.
+at the same time) commit: tables then disagree, and the watermark was not advanced. Each table's replaceWhere is one
+atomic Delta commit (nothing of the killed write is visible), and the rerun recomputes the same days from the same
+watermark.
 
 Run as a script (`python tests/test_crash_gold.py LAKE_ROOT MARKER`) this file is the victim: a gold run in its own
 small Spark whose trip_features write stalls on one row, after writing MARKER.
