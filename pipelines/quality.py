@@ -95,7 +95,9 @@ def _no_query_for_no_examples() -> int:
 
 
 def sql_literals(values: list[Any]) -> str | None:
-    """The values as a SQL literal list (`1, 2.5D, 'it\\'s'`), or None when one is not a finite number or text."""
+    """The values as a SQL literal list (`1, 2.5D, 'N'`), or None when one is not a finite number or plain text:
+    text with a quote, a backslash or `${` reads differently under other parser settings (escaped literals,
+    variable substitution), so it keeps `isin`."""
     texts = []
     for value in values:
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
@@ -106,8 +108,10 @@ def sql_literals(values: list[Any]) -> str | None:
             texts.append(f"{value!r}D")
         elif isinstance(value, int):
             texts.append(str(value))
+        elif any(mark in value for mark in ("'", "\\", "${")):
+            return None
         else:
-            texts.append("'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'")
+            texts.append(f"'{value}'")
     return ", ".join(texts)
 
 
@@ -126,10 +130,9 @@ def _in_set_in_one_call() -> type:
         def _spark(cls, column, value_set, **kwargs):  # noqa: N805 (GE calls it with the class)
             if value_set is None:
                 return F.lit(True)  # vacuously true, as GE's own
-            literals = sql_literals(list(value_set))
-            if not literals:
+            literals, name = sql_literals(list(value_set)), str(kwargs["_accessor_domain_kwargs"]["column"])
+            if not literals or "." in name or "`" in name:  # F.col reads a dot as a nested field
                 return column.isin(value_set)
-            name = str(kwargs["_accessor_domain_kwargs"]["column"]).replace("`", "``")
             return F.expr(f"`{name}` IN ({literals})")
 
     return InSetInOneCall

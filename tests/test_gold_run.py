@@ -177,7 +177,7 @@ def test_the_four_tables_are_written_at_once_and_a_failed_write_keeps_the_waterm
     rows = [trip(f"t{d}_{z}", f"2019-01-0{d} 0{z}:00:00", distance=1.0 + z, duration=5.0 + d) for d in (1, 2, 3)
             for z in (1, 2)]  # fmt: skip
     lake.append("silver.trips", silver_frame(lake.spark, rows))
-    real_write, started = gold_run._write_one, threading.Barrier(len(gold_run.GOLD_TABLES), timeout=300)
+    real_write, started = gold_run._write_one, threading.Barrier(len(gold_run.GOLD_TABLES), timeout=90)
     threads = {}
 
     def together(lake_, table, df, days):

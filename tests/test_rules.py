@@ -152,13 +152,14 @@ def test_rule_never_yields_null_flags(frame, rules):
 
 def test_in_set_is_one_sql_predicate_for_great_expectations_and_counts_like_the_flags(spark, monkeypatch):
     """GE's own in_set condition calls `isin`, one JVM call per value (265 zone ids per zone rule): ours writes one
-    SQL IN predicate for numbers and text, quotes and backslashes included, and counts what the Spark flags count."""
-    rows = [(0, 1, 2.5, "it's"), (1, 2, 3.0, "a\\b"), (2, 3, None, "x"), (3, None, 7.5, None)]
+    SQL IN predicate for numbers and plain text and counts what the Spark flags count; text that other parser
+    settings would read differently (quotes, backslashes, `${`) keeps `isin`, with the same counts."""
+    rows = [(0, 1, 2.5, "Y"), (1, 2, 3.0, "N"), (2, 3, None, "x"), (3, None, 7.5, None)]
     batch = spark.createDataFrame(rows, "id int, n int, d double, s string")
     entries = [
         {"name": "n_in", "type": "in_set", "column": "n", "params": {"value_set": [1, 3]}},
         {"name": "d_in", "type": "in_set", "column": "d", "params": {"value_set": [2.5, 3.0]}},
-        {"name": "s_in", "type": "in_set", "column": "s", "params": {"value_set": ["it's", "a\\b"]}},
+        {"name": "s_in", "type": "in_set", "column": "s", "params": {"value_set": ["Y", "N"]}},
     ]
     rules = parse_rules({"rules": [{**e, "action": "drop"} for e in entries]}, "test", ["n", "d", "s"])
     column_type = type(F.col("n"))
@@ -170,5 +171,12 @@ def test_in_set_is_one_sql_predicate_for_great_expectations_and_counts_like_the_
     flagged = {rule.name: {row.id for row in batch.where(rule.violation()).collect()} for rule in rules}
     assert flagged == {"n_in": {1}, "d_in": {3}, "s_in": {2}}
     assert verdict.unexpected == {name: len(ids) for name, ids in flagged.items()}
-    assert quality.sql_literals([1, -2, 0.5, "o'k"]) == "1, -2, 0.5D, 'o\\'k'"
-    assert [quality.sql_literals(values) for values in ([1, None], [True], [float("nan")])] == [None, None, None]
+    assert quality.sql_literals([1, -2, 0.5, 1e20, "ok"]) == "1, -2, 0.5D, 1e+20D, 'ok'"
+    unusual = ([1, None], [True], [float("nan")], ["o'k"], ["a\\b"], ["${HOME}"])
+    assert [quality.sql_literals(values) for values in unusual] == [None] * len(unusual)
+    quoted = [{"name": "q_in", "type": "in_set", "column": "s", "params": {"value_set": ["it's", "a\\b", "Y"]}}]
+    quoted_rules = parse_rules({"rules": [{**e, "action": "drop"} for e in quoted]}, "test", ["s"])
+    monkeypatch.setattr(column_type, "isin", lambda column, *values: calls.append(values) or isin(column, *values))
+    fallback = quality.validate(batch, quoted_rules, "in_set_isin")
+    monkeypatch.undo()
+    assert calls and fallback.unexpected == {"q_in": 2}  # "N" and "x"
