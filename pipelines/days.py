@@ -34,7 +34,7 @@ def day_filter(days: Iterable[date | None], column: str = "pickup_date"):
 
 
 def in_days(days: Iterable[date], column: str = "pickup_date") -> Column:
-    """The column is one of the days (false for no days): one SQL expression, so one call to the JVM where `isin`
-    makes one per day (a full rebuild's 365 days and their 28-day windows, in every gold run)."""
-    predicate = day_predicate(days, column)
-    return F.lit(False) if predicate is None else F.expr(predicate)
+    """day_filter as a Column that is false for no days: one SQL expression, so one call to the JVM where `isin`
+    makes one per day (an incremental gold run's days and their 28-day windows, and the holidays)."""
+    predicate = day_filter(days, column)
+    return F.lit(False) if predicate is None else predicate

@@ -118,8 +118,9 @@ def sql_literals(values: list[Any]) -> str | None:
 @functools.cache
 def _in_set_in_one_call() -> type:
     """GE's Spark condition of `in_set` is `column.isin(value_set)`, and PySpark makes one JVM call per value: the
-    265 zone ids of each zone rule, ~0.3 s of every silver run. This provider, registered over GE's own, writes the
-    same `IN` predicate as SQL text (one call); a value set it cannot write as literals (None, dates) keeps `isin`."""
+    265 zone ids of each zone rule (~0.18 s to build and analyse, against ~0.01 s as SQL text; BENCHMARKS.md). This
+    provider, registered over GE's own, writes the same `IN` predicate as SQL text (one call); a value set
+    sql_literals cannot write (None, dates, unusual text) keeps `isin`."""
     from great_expectations.execution_engine import SparkDFExecutionEngine
     from great_expectations.expectations.metrics import column_condition_partial
     from great_expectations.expectations.metrics.column_map_metrics.column_values_in_set import ColumnValuesInSet

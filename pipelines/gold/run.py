@@ -152,7 +152,7 @@ def _write_tables(
     write = inheritable_thread_target(lake.spark)(_write_one)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gold-write") as pool:
         futures = {table: pool.submit(write, lake, table, df, days) for table, df in tables.items()}
-    failed = [(table, future.exception()) for table, future in futures.items() if future.exception() is not None]
+    failed = [(table, exc) for table, future in futures.items() if (exc := future.exception()) is not None]
     for table, exc in failed[1:]:  # the first is raised below; the others would be lost
         log.error("gold: writing %s failed too: %s: %s", table, type(exc).__name__, str(exc)[:500])
     return {table: future.result() for table, future in futures.items()}
