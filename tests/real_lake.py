@@ -1,6 +1,7 @@
 """The suite's one real-sample lake: three real TLC months through every stage, built once per test session and
-shared (read-only) by the query, real-model and cluster tests. January lands first and February + March after it, so
-the lake has a January-only version to time-travel to, and its tables are incremental runs' results."""
+shared (read-only) by the query, real-model and cluster tests. January lands first (from its own folder) and
+February + March after it, so the lake has a January-only version of every table to time-travel to, and its latest
+tables are incremental runs' results."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pipelines.train.tracking import open_tracking
 MONTHS = ("2019-01", "2019-02", "2019-03")
 ROWS_PER_MONTH = 1500  # the samples are in random order: the first rows are a random sample of the month
 LABEL_FLOOR, LABEL_CAP = 1.0, 180.0
+FIRST, LATER = "january", "later"  # the landing's subfolders, one per ingest
 FIXTURE = "real_sample_lake"  # the fixture's name
 # The files using it: conftest's xdist scheduler runs them on one worker, so the lake is built once.
 SHARED_LAKE_FILES = ("tests/test_cluster.py", "tests/test_query.py", "tests/test_train_real.py")
@@ -31,22 +33,24 @@ SHARED_LAKE_FILES = ("tests/test_cluster.py", "tests/test_query.py", "tests/test
 @dataclass
 class RealLake:
     lake: Lake
-    landing: Path  # the three month files the lake ingested
-    january: dict[str, Any]  # the table versions gold wrote for January alone
+    landing: Path  # the month files the lake ingested: January in FIRST, February and March in LATER
+    january: dict[str, Any]  # every table's version once January alone had gone through ingest, silver and gold
     train: StageResult  # the one training run (promoted: its model is the champion)
     tracking: Any  # the lake's MLflow tracking (pipelines.train.tracking.Tracking)
     run: Any  # that run as MLflow records it
 
 
 def landed_months(samples: Path, folder: Path) -> list[Path]:
-    """The first ROWS_PER_MONTH trips of each month's real sample, as files named like TLC's."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """The first ROWS_PER_MONTH trips of each month's real sample, as files named like TLC's: the first month in
+    folder/FIRST, the others in folder/LATER."""
     files = []
     for month in MONTHS:
         source = samples / "yellow" / f"yellow_tripdata_sample_{month}.csv"
         lines = source.read_text().splitlines()[: ROWS_PER_MONTH + 1]
-        (folder / source.name).write_text("\n".join(lines) + "\n")
-        files.append(folder / source.name)
+        target = folder / (FIRST if not files else LATER) / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines) + "\n")
+        files.append(target)
     return files
 
 
@@ -61,9 +65,9 @@ def build(spark: SparkSession, samples: Path, folder: Path) -> RealLake:
         split={"windows": 2, "window": "month", "test_days": 14, "min_train_rows": 500, "min_test_rows": 200},
     )
     lake = make_lake(spark, folder / "lake", params)
-    run_ingest(lake, [str(january)])
-    run_silver(lake)
-    january_versions = run_gold(lake).versions
+    january_versions = dict(run_ingest(lake, [str(january)]).versions)
+    january_versions |= run_silver(lake).versions
+    january_versions |= run_gold(lake).versions
     run_ingest(lake, [str(path) for path in later])
     run_silver(lake)
     run_gold(lake)

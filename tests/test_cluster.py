@@ -1,15 +1,16 @@
 """The product's claim in one run: the pipeline on a Spark cluster over object storage, unchanged but for
 configuration. Started on 127.0.0.1: a Spark standalone master and two workers (from the installed pyspark), moto's S3
-server with one bucket, and an MLflow tracking server whose artifact store is in that bucket. `lake run daily` on three
-real months runs in a process of its own with settings from environment variables (SPARK_MASTER,
-MLFLOW_TRACKING_URI, LAKE_ROOT=s3a://..., the credentials) and a copy of conf/ (LAKE_CONF_DIR) whose test.yaml adds
-the S3A JARs of conf/cluster.yaml, the endpoint and the fast path's storage options.
+server with one bucket, and an MLflow tracking server whose artifact store is in that bucket. `lake run daily` on a
+real month (January 2019, 1,500 trips) runs in a process of its own with settings from environment variables
+(SPARK_MASTER, MLFLOW_TRACKING_URI, LAKE_ROOT=s3a://..., the credentials) and a copy of conf/ (LAKE_CONF_DIR) whose
+test.yaml adds the S3A JARs of conf/cluster.yaml, the endpoint and the fast path's storage options.
 
 Compared: every table it writes in the bucket equals, by row count and an order-independent checksum (both lakes read
-with deltalake, hashed by DuckDB), what the same stages wrote on `local[2]` into a folder in two incremental runs (the
-suite's real-sample lake); the model scored the same trips; the fast query path reads the bucket and agrees with
-Spark on the local lake; `lake doctor`'s table and accounting checks pass on the bucket; the run, its metrics, its
-pinned input version and the champion are on the server, the model's artifacts in the bucket."""
+with deltalake, hashed by DuckDB), what the same stages wrote on `local[2]` into a folder from the same file (the
+suite's real-sample lake, read at the versions it had after January alone); the model scored the same trips; the fast
+query path reads the bucket and agrees with Spark on the local lake's January version; `lake doctor`'s table and
+accounting checks pass on the bucket; the run, its metrics, its pinned input version and the champion are on the
+server, the model's artifacts in the bucket."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import duckdb
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
+from real_lake import FIRST
 from servers import S3_CREDENTIALS, S3_REGION, bucket_keys, mlflow_server, moto_s3
 from test_train_support import write_params
 
@@ -67,11 +69,11 @@ def object_store_conf(endpoint: str) -> dict[str, dict]:
     }
 
 
-def fingerprint(lake: Lake, table: str) -> tuple:
+def fingerprint(lake: Lake, table: str, version: int | None = None) -> tuple:
     """Columns, row count and an order-independent checksum of every column but run ids and timestamps of the run.
-    The table is read with deltalake (a bucket or a folder alike, same types); DuckDB's hash of a NULL is a value of
-    its own, and a row's hash depends on its columns' order (sorted)."""
-    delta = open_delta(lake, lake.path(table))
+    The table (at `version`, else its latest) is read with deltalake (a bucket or a folder alike, same types);
+    DuckDB's hash of a NULL is a value of its own, and a row's hash depends on its columns' order (sorted)."""
+    delta = open_delta(lake, lake.path(table), version)
     assert delta is not None, f"{table}: no Delta table at {lake.path(table)}"
     data = delta.to_pyarrow_dataset().to_table()
     columns = sorted(c for c in data.column_names if not c.endswith(VOLATILE))
@@ -82,26 +84,26 @@ def fingerprint(lake: Lake, table: str) -> tuple:
     return columns, count, checksum
 
 
-def scored_trips(lake: Lake) -> list[str]:
-    predictions = open_delta(lake, lake.path("gold.trip_predictions"))
-    assert predictions is not None
-    return sorted(predictions.to_pyarrow_dataset().to_table(columns=["trip_key"])["trip_key"].to_pylist())
+def trip_keys(lake: Lake, table: str, version: int | None = None) -> list[str]:
+    delta = open_delta(lake, lake.path(table), version)
+    assert delta is not None, f"{table}: no Delta table at {lake.path(table)}"
+    return sorted(delta.to_pyarrow_dataset().to_table(columns=["trip_key"])["trip_key"].to_pylist())
 
 
 @pytest.fixture(scope="module")
 def landing(real_sample_lake) -> Path:
-    """The three month files the suite's real-sample lake ingested (tests/real_lake.py)."""
-    return real_sample_lake.landing
+    """The folder of the month the suite's real-sample lake ingested first, alone (tests/real_lake.py)."""
+    return real_sample_lake.landing / FIRST
 
 
 @pytest.fixture(scope="module")
 def params(tmp_path_factory) -> Path:
-    """A smaller model than the local lake's: the tables compared do not depend on it, and the model is compared
-    by the trips it scored."""
+    """A smaller model than the local lake's, tested on January's last 10 days: the tables compared do not depend on
+    it, and the model is compared by the trips it scored."""
     return write_params(
         tmp_path_factory.mktemp("cluster-model"),
         regressor={"type": "gbt", "params": {"maxIter": 5, "maxDepth": 3, "maxBins": 270}},
-        split={"windows": 2, "window": "month", "test_days": 14, "min_train_rows": 300, "min_test_rows": 100},
+        split={"windows": 1, "window": "days", "test_days": 10, "min_train_rows": 300, "min_test_rows": 100},
     )
 
 
@@ -155,7 +157,7 @@ def on_cluster(landing, params, s3, tracking, conf_dir) -> tuple[subprocess.Comp
             "PYSPARK_PYTHON": sys.executable,
             "PYTHONPATH": str(PROJECT),
         }
-        command = [sys.executable, "-m", "cli.main", "run", "daily", "--landing", str(landing), "--date", "2019-04-01"]
+        command = [sys.executable, "-m", "cli.main", "run", "daily", "--landing", str(landing), "--date", "2019-02-01"]
         done = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=1200)
         status = cluster.status()
     (logs / "daily.log").write_text(f"{done.stdout}\n{done.stderr}")  # the run's own output, kept with the logs
@@ -173,10 +175,10 @@ def cluster_lake(on_cluster, conf_dir) -> Lake:
 
 
 @pytest.fixture(scope="module")
-def on_local(real_sample_lake) -> Lake:
-    """The same files through the same stages in the suite's local[2] session into a folder: the real-sample lake,
-    which ingested January first and February + March in a second run (the cluster lands all three in one run)."""
-    return real_sample_lake.lake
+def on_local(real_sample_lake) -> tuple[Lake, dict[str, int]]:
+    """The same file through the same stages in the suite's local[2] session into a folder: the real-sample lake,
+    with every table's version from when January alone had gone through ingest, silver and gold."""
+    return real_sample_lake.lake, real_sample_lake.january
 
 
 @pytest.mark.cluster
@@ -203,7 +205,8 @@ def test_spark_wrote_every_layer_into_the_bucket(s3, on_cluster):
 @pytest.mark.integration
 @pytest.mark.parametrize("table", COMPARED)
 def test_every_table_equals_the_local_run(cluster_lake, on_local, table):
-    expected = fingerprint(on_local, table)
+    local, january = on_local
+    expected = fingerprint(local, table, january[table])
     assert expected[1] > 0
     assert fingerprint(cluster_lake, table) == expected
 
@@ -211,18 +214,21 @@ def test_every_table_equals_the_local_run(cluster_lake, on_local, table):
 @pytest.mark.cluster
 @pytest.mark.integration
 def test_the_model_trained_and_scored_the_same_trips(cluster_lake, on_local):
-    scored = scored_trips(cluster_lake)
-    assert len(scored) > 0 and scored == scored_trips(on_local)
+    local, january = on_local
+    scored = trip_keys(cluster_lake, "gold.trip_predictions")
+    assert len(scored) > 0 and scored == trip_keys(local, "gold.trip_features", january["gold.trip_features"])
 
 
 @pytest.mark.cluster
 @pytest.mark.integration
 def test_the_fast_path_reads_the_bucket_and_agrees_with_spark(cluster_lake, on_local):
+    local, january = on_local
     fast = run_query(cluster_lake, SQL, engine="fast")
     assert fast.engine == "fast"
     _, rows = comparable(fast.table)
     assert rows[0][0] > 0
-    assert comparable(fast.table) == comparable(run_query(on_local, SQL, engine="spark").table)
+    spark = run_query(local, SQL, engine="spark", version=january["gold.zone_daily"])
+    assert comparable(fast.table) == comparable(spark.table)
 
 
 @pytest.mark.cluster
