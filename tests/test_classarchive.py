@@ -89,3 +89,24 @@ def test_the_suite_s_driver_started_from_the_archive_setup_made(spark):
     assert checked.returncode == 0, checked.stdout + checked.stderr
     wrong = subprocess.run([*command[:-3], "-cp", str(path.parent), "-version"], capture_output=True, check=False)
     assert wrong.returncode != 0  # the check can fail: another classpath is refused
+
+
+def test_a_local_driver_runs_the_parallel_collector_and_maps_the_archive_with_it(spark):
+    """conf/base.yaml's drivers run the throughput collector (the suite's, the serial one; a cluster's, the JVM's
+    default): Java must map the archive `make setup` wrote with it too, or a local run starts without it."""
+    local, cluster = (load_conf(env).get("spark.jvm_options").split() for env in ("local", "cluster"))
+    assert "-XX:+UseParallelGC" in local and "-XX:-DontCompileHugeMethods" in local
+    assert "-XX:-DontCompileHugeMethods" in cluster and not any(option.endswith("GC") for option in cluster)
+    path = classarchive.archive_path(load_conf("local"))
+    if path is None or not path.is_file():
+        message = f"no class archive at {path}: run `python -m lake.classarchive` (make setup does)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs `make setup` first: {message}", pytrace=False)
+        pytest.skip(message)
+    jvm = spark.sparkContext._jvm
+    java = str(Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "java")
+    classpath = jvm.java.lang.System.getProperty("java.class.path")
+    for collector in (local, cluster):
+        command = [java, "-Xshare:on", *collector, f"-XX:SharedArchiveFile={path}", "-cp", classpath, "-version"]
+        checked = subprocess.run(command, capture_output=True, text=True, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
