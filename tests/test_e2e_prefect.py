@@ -35,7 +35,7 @@ pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parents[1]
 SAMPLES = [PROJECT / "data" / "sample" / "yellow_tripdata_sample_2019-01.csv"]
-ROWS_PER_MONTH = 2500  # enough for the split below: ~1,350 training rows before the last 14 days, ~1,100 in them
+ROWS_PER_MONTH = 2500  # enough for the split below: ~1,300 training rows before the last 14 days, ~1,200 in them
 SERVER_START_SECONDS = 240
 DEPLOYMENT_SECONDS = 240
 # The whole chain, Spark start-up and model training included, on 2 cores shared with other work.
@@ -92,7 +92,7 @@ def clean_env(**values: str) -> dict[str, str]:
 def workdir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("e2e")
     (folder / "landing").mkdir()
-    for sample in SAMPLES:  # the first rows of each bundled month: a random sample of it (this test is about flows)
+    for sample in SAMPLES:  # the first rows of the bundled month: a random sample of it (this test is about flows)
         lines = sample.read_text().splitlines()[: ROWS_PER_MONTH + 1]
         (folder / "landing" / sample.name).write_text("\n".join(lines) + "\n")
     return folder

@@ -167,7 +167,7 @@ def test_as_of_version_options_parse_per_table_and_for_every_table():
 @pytest.fixture(scope="module")
 def real_lake(real_sample_lake) -> tuple[Lake, dict[str, int]]:
     """The suite's real-sample lake (tests/real_lake.py): January through every stage, then February and March
-    added incrementally. Returns the lake and the table versions gold wrote for January."""
+    added incrementally. Returns the lake and every table's version from when January alone was in it."""
     return real_sample_lake.lake, real_sample_lake.january
 
 
