@@ -34,8 +34,8 @@ from pipelines.train.tracking import tracking_uri
 pytestmark = pytest.mark.e2e
 
 PROJECT = Path(__file__).resolve().parents[1]
-SAMPLES = [PROJECT / "data" / "sample" / "yellow_tripdata_sample_2019-01.csv"]
-ROWS_PER_MONTH = 2500  # enough for the split below: ~1,300 training rows before the last 14 days, ~1,200 in them
+SAMPLES = [PROJECT / "data" / "sample" / f"yellow_tripdata_sample_2019-0{month}.csv" for month in (1, 2)]
+ROWS_PER_MONTH = 2500  # enough for the model's split below (1,000 training and 200 test rows at least)
 SERVER_START_SECONDS = 240
 DEPLOYMENT_SECONDS = 240
 # The whole chain, Spark start-up and model training included, on 2 cores shared with other work.
@@ -92,7 +92,7 @@ def clean_env(**values: str) -> dict[str, str]:
 def workdir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("e2e")
     (folder / "landing").mkdir()
-    for sample in SAMPLES:  # the first rows of the bundled month: a random sample of it (this test is about flows)
+    for sample in SAMPLES:  # the first rows of each bundled month: a random sample of it (this test is about flows)
         lines = sample.read_text().splitlines()[: ROWS_PER_MONTH + 1]
         (folder / "landing" / sample.name).write_text("\n".join(lines) + "\n")
     return folder
@@ -100,7 +100,7 @@ def workdir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def conf_dir(workdir) -> Path:
-    """conf/ as shipped, but with a model split that fits one sample month: its last 14 days are the test window."""
+    """conf/ as shipped, but with a model split that fits two sample months: the last 14 days are the test window."""
     folder = workdir / "conf"
     shutil.copytree(PROJECT / "conf", folder)
     (workdir / "data").symlink_to(PROJECT / "data")  # conf paths are relative to the folder holding conf/
