@@ -68,21 +68,32 @@ def test_the_child_that_writes_the_archive_dumps_instead_of_using_one(tmp_path, 
     assert f"-XX:ArchiveClassesAtExit={target}" in driver and "SharedArchiveFile" not in driver
 
 
-def test_the_suite_s_driver_started_from_the_archive_setup_made(spark):
-    """`make setup` (which `make test` runs first) writes the archive; the session fixture's driver maps it."""
-    path = classarchive.archive_path(load_conf("test"))
+def setup_archive(env: str) -> Path:
+    """The archive `make setup` wrote for conf env's drivers (a skip outside CI when there is none; a failure in CI)."""
+    path = classarchive.archive_path(load_conf(env))
     if path is None or not path.is_file():
         message = f"no class archive at {path}: run `python -m lake.classarchive` (make setup does)"
         if os.environ.get("CI"):
             pytest.fail(f"CI runs `make setup` first: {message}", pytrace=False)
         pytest.skip(message)
+    return path
+
+
+def java_and_classpath(spark) -> tuple[str, str]:
+    """The running driver's `java` and its classpath (pyspark's JARs)."""
+    system = spark.sparkContext._jvm.java.lang.System
+    return str(Path(system.getProperty("java.home")) / "bin" / "java"), system.getProperty("java.class.path")
+
+
+def test_the_suite_s_driver_started_from_the_archive_setup_made(spark):
+    """`make setup` (which `make test` runs first) writes the archive; the session fixture's driver maps it."""
+    path = setup_archive("test")
     jvm = spark.sparkContext._jvm
     arguments = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert f"-XX:SharedArchiveFile={path}" in arguments
     # The JVM skips an archive it cannot map, silently; with -Xshare:on it refuses to start instead. This driver's
     # Java and classpath (pyspark's JARs) must accept the archive, or the option above buys nothing.
-    java = str(Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "java")
-    classpath = jvm.java.lang.System.getProperty("java.class.path")
+    java, classpath = java_and_classpath(spark)
     flags = [a for a in arguments if a.startswith("-XX:")]  # the driver's own VM flags (its collector among them)
     command = [java, "-Xshare:on", *flags, "-cp", classpath, "-version"]
     checked = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -97,15 +108,8 @@ def test_a_local_driver_runs_the_parallel_collector_and_maps_the_archive_with_it
     local, cluster = (load_conf(env).get("spark.jvm_options").split() for env in ("local", "cluster"))
     assert "-XX:+UseParallelGC" in local and "-XX:-DontCompileHugeMethods" in local
     assert "-XX:-DontCompileHugeMethods" in cluster and not any(option.endswith("GC") for option in cluster)
-    path = classarchive.archive_path(load_conf("local"))
-    if path is None or not path.is_file():
-        message = f"no class archive at {path}: run `python -m lake.classarchive` (make setup does)"
-        if os.environ.get("CI"):
-            pytest.fail(f"CI runs `make setup` first: {message}", pytrace=False)
-        pytest.skip(message)
-    jvm = spark.sparkContext._jvm
-    java = str(Path(jvm.java.lang.System.getProperty("java.home")) / "bin" / "java")
-    classpath = jvm.java.lang.System.getProperty("java.class.path")
+    path = setup_archive("local")
+    java, classpath = java_and_classpath(spark)
     for collector in (local, cluster):
         command = [java, "-Xshare:on", *collector, f"-XX:SharedArchiveFile={path}", "-cp", classpath, "-version"]
         checked = subprocess.run(command, capture_output=True, text=True, check=False)
