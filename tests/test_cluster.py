@@ -69,13 +69,18 @@ def object_store_conf(endpoint: str) -> dict[str, dict]:
     }
 
 
+def dataset(lake: Lake, table: str, version: int | None = None):
+    """The table at `version` (else its latest) as a pyarrow dataset, read with deltalake (a bucket or a folder)."""
+    delta = open_delta(lake, lake.path(table), version)
+    assert delta is not None, f"{table}: no Delta table at {lake.path(table)}"
+    return delta.to_pyarrow_dataset()
+
+
 def fingerprint(lake: Lake, table: str, version: int | None = None) -> tuple:
     """Columns, row count and an order-independent checksum of every column but run ids and timestamps of the run.
     The table (at `version`, else its latest) is read with deltalake (a bucket or a folder alike, same types);
     DuckDB's hash of a NULL is a value of its own, and a row's hash depends on its columns' order (sorted)."""
-    delta = open_delta(lake, lake.path(table), version)
-    assert delta is not None, f"{table}: no Delta table at {lake.path(table)}"
-    data = delta.to_pyarrow_dataset().to_table()
+    data = dataset(lake, table, version).to_table()
     columns = sorted(c for c in data.column_names if not c.endswith(VOLATILE))
     row_hash = "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
     with duckdb.connect() as connection:
@@ -85,9 +90,7 @@ def fingerprint(lake: Lake, table: str, version: int | None = None) -> tuple:
 
 
 def trip_keys(lake: Lake, table: str, version: int | None = None) -> list[str]:
-    delta = open_delta(lake, lake.path(table), version)
-    assert delta is not None, f"{table}: no Delta table at {lake.path(table)}"
-    return sorted(delta.to_pyarrow_dataset().to_table(columns=["trip_key"])["trip_key"].to_pylist())
+    return sorted(dataset(lake, table, version).to_table(columns=["trip_key"])["trip_key"].to_pylist())
 
 
 @pytest.fixture(scope="module")
