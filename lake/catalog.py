@@ -21,6 +21,7 @@ from lake.schema import conform, parse_columns
 from lake.smalltables import WATERMARKS, SmallTables
 
 LAYERS = ("bronze", "silver", "gold", "quality", "meta")
+STAGING_DIR = "_staging"  # files in transit that every executor must see (Lake.staging)
 LOG = logging.getLogger(__name__)
 
 
@@ -119,6 +120,18 @@ class Lake(SmallTables):
     def storage_options(self) -> dict[str, str] | None:
         """delta-rs (deltalake) storage options for a root on object storage (conf `lake.storage_options`)."""
         return {str(k): str(v) for k, v in (self.conf.get("lake.storage_options") or {}).items()} or None
+
+    def staging(self, name: str) -> str | None:
+        """A folder under the lake root (`_staging/<name>`) for files executors write or read outside any table (a
+        model on its way to or from MLflow) on a cluster, where the driver's disk is not theirs; None on a local
+        master. `remove_staged` deletes it."""
+        return f"{self.root.rstrip('/')}/{STAGING_DIR}/{name}" if self.conf.on_cluster else None
+
+    def remove_staged(self, location: str) -> None:
+        """Deletes a staging folder and everything under it, through Hadoop's filesystem for its scheme."""
+        context = self.spark.sparkContext
+        path = context._jvm.org.apache.hadoop.fs.Path(location)
+        path.getFileSystem(context._jsc.hadoopConfiguration()).delete(path, True)
 
     def spec(self, table: str) -> TableSpec:
         if table not in self.specs:

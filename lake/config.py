@@ -64,6 +64,12 @@ def is_uri(location: str) -> bool:
     return "://" in location
 
 
+def spark_path(location: str) -> str:
+    """A location as Spark and Hadoop are given it: a local path as a `file:` URI. A path without a scheme means
+    Hadoop's default filesystem, which on a cluster over object storage is the store (lake.session)."""
+    return location if is_uri(location) or location.startswith("file:") else f"file:{location}"
+
+
 class Conf:
     """Resolved configuration; `conf.get("spark.master")` reads a dotted key."""
 
@@ -107,6 +113,11 @@ class Conf:
     @property
     def lake_root(self) -> str:
         return self.path("lake.root")
+
+    @property
+    def on_cluster(self) -> bool:
+        """True when executors may run on other machines than the driver (any master but local[...])."""
+        return not str(self.get("spark.master", "local[2]")).startswith("local")
 
 
 def load_conf(env: str | None = None, overrides: dict | None = None, conf_dir: Path | None = None) -> Conf:

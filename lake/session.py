@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 
@@ -13,6 +14,8 @@ from lake import classarchive
 from lake.config import Conf
 from lake.jars import SparkSetupError, check_java, delta_coordinates, resolve_jars
 
+DEFAULT_FS = "spark.hadoop.fs.defaultFS"
+S3A_PARALLEL_COPY = "spark.hadoop.fs.s3a.optimized.copy.from.local.enabled"
 DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -63,7 +66,28 @@ def spark_settings(conf: Conf) -> dict[str, str]:
     if jvm_options:
         settings["spark.executor.extraJavaOptions"] = jvm_options
     settings.update({str(k): str(v) for k, v in (conf.get("spark.extra") or {}).items()})
+    if (store := shared_filesystem(conf)) and DEFAULT_FS not in settings:
+        settings[DEFAULT_FS] = store
+        if store.startswith("s3a://"):
+            # MLflow uploads a staged model with copyFromLocalFile; S3A's parallel version of it hung for good on a
+            # Spark ML pipeline's folder tree (hadoop-aws 3.4.2, every upload waiting for a pool slot).
+            settings.setdefault(S3A_PARALLEL_COPY, "false")
     return settings
+
+
+def shared_filesystem(conf: Conf) -> str | None:
+    """The lake root's object store (`s3a://bucket`) when the session runs on a cluster, else None.
+
+    Code outside our control writes through Hadoop's *default* filesystem from the executors: MLflow's Spark flavor
+    stages a model there when it logs and loads one. Left at each machine's own disk, the executors of a cluster
+    that shares no disk write a model where the driver cannot read it. The lake's own store is shared by every
+    machine, so it is made the default; local files (landing, the zone lookup) are read by `file:` URIs or on the
+    driver. A `spark.extra` setting of `spark.hadoop.fs.defaultFS` (HDFS, say) wins.
+    """
+    parts = urlsplit(conf.lake_root)
+    if not conf.on_cluster or not parts.netloc or parts.scheme in ("", "file"):
+        return None
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def build_spark(conf: Conf) -> SparkSession:

@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from lake.config import spark_path
 from pipelines.bronze.files import SourceFile
 from pipelines.bronze.schema_map import ColumnMapping
 from pipelines.schemas import BRONZE_TRIPS, RAW_TRIP_COLUMNS
@@ -73,8 +74,8 @@ def to_raw_columns(frame: DataFrame, mapping: ColumnMapping, names: list[str], k
 
 def literal(planned: PlannedFile) -> str:
     """The file's location for spark.read, which takes a path as a glob pattern: `[`, `{`, `*`, `?` and `\\` in a
-    name escaped, so `a[1].csv` reads that file, not `a1.csv`."""
-    return GLOB_CHARS.sub(r"\\\1", planned.source.location)
+    name escaped, so `a[1].csv` reads that file, not `a1.csv`. A local file is a `file:` URI (lake.config)."""
+    return GLOB_CHARS.sub(r"\\\1", spark_path(planned.source.location))
 
 
 def scan_paths(spark: SparkSession, files: list[PlannedFile]) -> dict[str, str] | None:
@@ -84,7 +85,7 @@ def scan_paths(spark: SparkSession, files: list[PlannedFile]) -> dict[str, str] 
     paths = {}
     try:
         for plan in files:
-            path = jvm.org.apache.hadoop.fs.Path(plan.source.location)
+            path = jvm.org.apache.hadoop.fs.Path(spark_path(plan.source.location))
             status = path.getFileSystem(hadoop_conf).getFileStatus(path)
             paths[_scan_form(status.getPath().toUri().toString())] = plan.source.content_hash
     except Py4JError:

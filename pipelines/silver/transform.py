@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pyspark import RDD
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake.catalog import schema_of
+from lake.config import is_uri
+from lake.errors import MissingInputError
 from lake.expressions import reused
 from lake.schema import contract_columns
 from pipelines.schemas import BRONZE_TRIPS, RAW_TRIP_COLUMNS, SILVER_TRIPS
@@ -154,8 +159,18 @@ def to_silver(trips: DataFrame, run_id: str) -> DataFrame:
 
 
 def read_zone_csv(spark: SparkSession, path: str) -> DataFrame:
-    """The TLC taxi zone lookup CSV (LocationID, Borough, Zone, service_zone) as the silver.zones contract."""
-    raw = spark.read.option("header", True).csv(path)
+    """The TLC taxi zone lookup CSV (LocationID, Borough, Zone, service_zone) as the silver.zones contract.
+
+    A local file (the shipped one) is read by the driver and parsed by Spark from its lines: a cluster's executors
+    need not have it on their disks. A URI is read by the executors."""
+    source: str | RDD[str] = path
+    if not is_uri(path):
+        try:
+            lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # 266 lines
+        except OSError as exc:
+            raise MissingInputError(f"the zone lookup (conf bronze.zone_lookup) {path}: {exc.strerror}") from exc
+        source = spark.sparkContext.parallelize(lines, 1)
+    raw = spark.read.option("header", True).csv(source)
     return raw.select(
         F.col("LocationID").try_cast(T.IntegerType()).alias("zone_id"),
         F.col("Borough").alias("borough"),

@@ -1,0 +1,90 @@
+"""A cluster whose machines share no disk: what every executor reads or writes must be in the lake's store.
+
+tests/test_cluster.py runs the pipeline on a cluster whose workers share the driver's machine, so these pin the parts
+it cannot show by itself: the store becomes Hadoop's default filesystem (where MLflow's Spark flavor stages models),
+local files reach Spark as `file:` URIs, the shipped zone lookup is read on the driver, and models are staged under
+the lake root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lake import Lake, load_conf
+from lake.config import spark_path
+from lake.session import DEFAULT_FS, S3A_PARALLEL_COPY, session_conf, spark_settings
+from pipelines.bronze.ingest import run_ingest
+from pipelines.silver.transform import read_zone_csv
+
+PROJECT = Path(__file__).resolve().parents[1]
+ZONE_LOOKUP = PROJECT / "data" / "reference" / "taxi_zone_lookup.csv"
+NO_JARS = {"spark.delta_jars": "none"}
+TRIPS = """VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,\
+store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,mta_tax,tip_amount,tolls_amount,\
+improvement_surcharge,total_amount,congestion_surcharge
+1,2019-01-05 10:00:00,2019-01-05 10:12:00,1,2.1,1,N,161,236,1,10.0,0.5,0.5,2.0,0.0,0.3,13.3,
+2,2019-01-05 11:00:00,2019-01-05 11:20:00,2,3.4,1,N,236,161,2,14.5,0.5,0.5,0.0,0.0,0.3,15.8,
+"""
+
+
+def _settings(**overrides: object) -> dict[str, str]:
+    return spark_settings(load_conf("cluster", overrides={**NO_JARS, **overrides}))
+
+
+def test_on_a_cluster_the_lake_s_object_store_is_hadoop_s_default_filesystem():
+    on_s3 = _settings(**{"lake.root": "s3a://bucket-a/prefix/lake"})
+    assert on_s3[DEFAULT_FS] == "s3a://bucket-a" and on_s3[S3A_PARALLEL_COPY] == "false"
+    assert _settings(**{"lake.root": "gs://bucket-b/lake"})[DEFAULT_FS] == "gs://bucket-b"
+    configured = {"lake.root": "s3a://bucket-a/lake", "spark.extra": {DEFAULT_FS: "hdfs://namenode:8020"}}
+    assert _settings(**configured)[DEFAULT_FS] == "hdfs://namenode:8020"  # the user's choice wins
+    assert DEFAULT_FS not in _settings(**{"lake.root": "/shared/lake"})  # a shared folder: the local filesystem
+    local = load_conf("test", overrides={**NO_JARS, "lake.root": "s3a://bucket-a/lake"})
+    assert DEFAULT_FS not in spark_settings(local)  # local[2]: the driver's disk is the executors'
+
+
+def test_models_are_staged_under_the_lake_root_on_a_cluster_only(spark):
+    cluster = Lake(load_conf("cluster", overrides={**NO_JARS, "lake.root": "s3a://bucket-a/lake/"}), spark)
+    assert cluster.staging("models") == "s3a://bucket-a/lake/_staging/models"
+    assert Lake(load_conf("test", overrides={"lake.root": "/tmp/lake"}), spark).staging("models") is None
+
+
+def test_a_staging_folder_is_removed_with_what_is_under_it(spark, tmp_path):
+    lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path)}), spark)
+    folder = tmp_path / "_staging" / "models" / "x"
+    spark.range(3).write.parquet(str(folder / "data"))
+    lake.remove_staged(str(folder))
+    assert not folder.exists() and folder.parent.is_dir()
+
+
+def test_local_files_reach_spark_as_file_uris():
+    assert spark_path("/landing/yellow_tripdata_2019-01.csv") == "file:/landing/yellow_tripdata_2019-01.csv"
+    assert spark_path("s3a://bucket/landing/a.csv") == "s3a://bucket/landing/a.csv"
+    assert spark_path("file:/landing/a.csv") == "file:/landing/a.csv"
+
+
+@pytest.fixture
+def elsewhere(spark):
+    """Hadoop's default filesystem, for the block, is one this process cannot even load (no S3A JARs in tests):
+    a path without a scheme fails, as it would name the bucket on a cluster."""
+    with session_conf(spark, {"fs.defaultFS": "s3a://no-such-bucket"}):
+        yield
+
+
+def test_the_shipped_zone_lookup_is_read_whatever_the_default_filesystem(spark, elsewhere):
+    zones = read_zone_csv(spark, str(ZONE_LOOKUP))
+    rows = {row["zone_id"]: row for row in zones.collect()}
+    assert len(rows) == 265 and rows[132]["zone"] == "JFK Airport" and rows[265]["borough"] == "Unknown"
+    with pytest.raises(Exception, match="S3AFileSystem not found"):  # the block does what it says
+        spark.read.option("header", True).csv(str(ZONE_LOOKUP)).count()
+
+
+def test_ingest_reads_a_local_landing_folder_whatever_the_default_filesystem(spark, tmp_path, elsewhere):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "yellow_tripdata_2019-01.csv").write_text(TRIPS)
+    lake = Lake(load_conf("test", overrides={"lake.root": f"file://{tmp_path}/lake"}), spark)
+    result = run_ingest(lake, [str(landing)])
+    assert result.counts["rows"] == 2
+    sources = {row["_source_file"] for row in lake.read("bronze.trips").select("_source_file").collect()}
+    assert sources == {str(landing / "yellow_tripdata_2019-01.csv")}  # lineage keeps the plain path
