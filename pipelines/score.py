@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import date
 
-import mlflow
 from pyspark.errors import AnalysisException
+from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -21,7 +21,7 @@ from lake.catalog import schema_of
 from pipelines.common import StageError, StageResult, materialize, new_run_id
 from pipelines.days import day_predicate, distinct_days
 from pipelines.train.evaluate import clipped_prediction
-from pipelines.train.tracking import CHAMPION, Tracking, champion_uri, champion_version, open_tracking
+from pipelines.train.tracking import CHAMPION, Tracking, champion_model, champion_version, open_tracking
 
 STAGE = "score"
 CONSUMER = "score"
@@ -61,8 +61,8 @@ def unscored(lake: Lake, features: DataFrame, days: set[date] | None) -> DataFra
     return features.join(scored.select("trip_key"), on="trip_key", how="left_anti")
 
 
-def predict(tracking: Tracking, version: str, trips: DataFrame, run_id: str) -> DataFrame:
-    model = mlflow.spark.load_model(champion_uri(tracking))
+def predict(model: PipelineModel, tracking: Tracking, version: str, trips: DataFrame, run_id: str) -> DataFrame:
+    """gold.trip_predictions rows: the model's clipped prediction for each trip, with the model that made it."""
     return model.transform(trips).select(
         "trip_key",
         "pickup_ts",
@@ -98,11 +98,12 @@ def run_score(lake: Lake, run_id: str | None = None, rescore: bool = False) -> S
         try:
             candidates = pending.count()
             if candidates:
-                predictions = predict(tracking, str(champion.version), pending, run_id)
                 target = day_predicate(days, "t.pickup_date") if days is not None else None
-                merged = lake.merge(
-                    PREDICTIONS_TABLE, predictions, ["trip_key"], update_matched=rescore, target_filter=target
-                )
+                with champion_model(lake, tracking) as model:  # its files stay until the merge has read them
+                    predictions = predict(model, tracking, str(champion.version), pending, run_id)
+                    merged = lake.merge(
+                        PREDICTIONS_TABLE, predictions, ["trip_key"], update_matched=rescore, target_filter=target
+                    )
                 version = merged["version"]
         finally:
             del pending  # a local checkpoint: its blocks go with the frame

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,10 +11,12 @@ from pyspark.sql import functions as F
 from test_train_support import make_lake, synthetic_features, write_params
 
 from flows.policy import TrainingFacts, has_champion, tag_training_run, training_facts
+from lake import Lake
 from pipelines.common import StageError
 from pipelines.score import PREDICTIONS_TABLE, TRIP_PREDICTIONS, run_score
 from pipelines.train import run_train
 from pipelines.train.model import FEATURES_TABLE
+from pipelines.train.tracking import champion_model, open_tracking
 
 START = dt.date(2019, 3, 1)
 
@@ -94,6 +97,21 @@ def test_rewritten_days_and_a_lost_watermark_score_nothing_twice_and_rescore_red
 
     assert rescored.counts["scored"] == len(before) == lake.read(FEATURES_TABLE).count()
     assert set(scored_rows(lake)) == set(before) and set(scored_rows(lake).values()) == {rescored.run_id}
+
+
+def test_on_a_cluster_the_champion_is_read_from_a_folder_under_the_lake_root_and_removed_after(champion_lake):
+    """With the lake in a folder every machine mounts, the executors read the model where MLflow downloads it: under
+    the lake root, not the driver's /tmp (`champion_model`)."""
+    lake, _ = champion_lake
+    cluster = Lake(lake.conf.with_overrides({"spark.master": "spark://elsewhere:7077"}), lake.spark)
+    trips = lake.read(FEATURES_TABLE).orderBy("trip_key").limit(5)
+    staging = Path(lake.root) / "_staging" / "models"
+    with champion_model(lake, open_tracking(lake)) as model:
+        expected = model.transform(trips).select("trip_key", "prediction").collect()
+    with champion_model(cluster, open_tracking(cluster)) as model:
+        downloads = list(staging.rglob("download/**/MLmodel"))
+        assert model.transform(trips).select("trip_key", "prediction").collect() == expected  # read lazily too
+    assert len(downloads) == 1 and not any(staging.iterdir())
 
 
 def test_scoring_without_a_champion_says_so(spark, tmp_path):

@@ -16,7 +16,7 @@ from pipelines.train.params import ModelParams, load_params
 from pipelines.train.promote import DECISION_METRIC, champion_score, decide_and_register
 from pipelines.train.record import log_candidate, log_run, log_tuning
 from pipelines.train.reproduce import reproduce_run
-from pipelines.train.tracking import MODEL_ARTIFACT, log_delta_input, open_tracking
+from pipelines.train.tracking import MODEL_ARTIFACT, STAGED_MODELS, log_delta_input, open_tracking
 from pipelines.train.tune import tune as tune_grid
 from pipelines.train.windows import choose_windows, hygiene_counts, in_bounds, labelled, test_span
 
@@ -26,8 +26,9 @@ INPUT_EXAMPLE_ROWS = 5
 PIP_REQUIREMENTS = [f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__version__}"]
 
 
-def log_model(final: FitResult, rows: DataFrame, params: ModelParams) -> str:
-    """Logs the Spark pipeline with a signature and an input example (not registered yet); returns its URI."""
+def log_model(lake: Lake, final: FitResult, rows: DataFrame, params: ModelParams) -> str:
+    """Logs the Spark pipeline with a signature and an input example (not registered yet); returns its URI. On a
+    cluster, Spark writes the model's files under the lake root for MLflow to upload (Lake.staging)."""
     example = rows.select(*params.features).dropna().limit(INPUT_EXAMPLE_ROWS)
     example_pdf = example.toPandas()  # five rows
     output_pdf = final.model.transform(example).select(PREDICTION_COL).toPandas()
@@ -37,6 +38,7 @@ def log_model(final: FitResult, rows: DataFrame, params: ModelParams) -> str:
         signature=infer_signature(example_pdf, output_pdf),
         input_example=example_pdf,
         pip_requirements=PIP_REQUIREMENTS,
+        dfs_tmpdir=lake.staging(STAGED_MODELS),
     )
     return info.model_uri
 
@@ -73,7 +75,7 @@ def run_train(
             log_delta_input(lake, FEATURES_TABLE, version, training, "training", final.rows)
             log_delta_input(lake, FEATURES_TABLE, version, testing, "testing", evaluation.test_rows)
             log_run(evaluation, params, hygiene, final)
-            model_uri = log_model(final, rows, params)
+            model_uri = log_model(lake, final, rows, params)
             new_score = evaluation.summary[MODEL][DECISION_METRIC]
             decision = decide_and_register(
                 tracking,

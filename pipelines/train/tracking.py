@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import mlflow.spark
 from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.data.spark_dataset import SparkDataset
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from py4j.protocol import Py4JError
+from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
 from lake import Lake
@@ -21,7 +28,9 @@ CHAMPION = "champion"
 MODEL_ARTIFACT = "model"
 PARAMS_ARTIFACT = "model_params.json"  # the resolved parameters, read back by --reproduce
 MLFLOW_DIR = "_mlflow"
+STAGED_MODELS = "models"  # Lake.staging folder of a model's files between Spark and MLflow
 WEB_SCHEMES = ("http://", "https://")
+LOG = logging.getLogger(__name__)
 EXPORTED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # what mlflow's URI setters export
 
 
@@ -132,6 +141,32 @@ def champion_version(tracking: Tracking) -> mlflow.entities.model_registry.Model
 
 def champion_uri(tracking: Tracking) -> str:
     return f"models:/{tracking.model_name}@{CHAMPION}"
+
+
+@contextmanager
+def champion_model(lake: Lake, tracking: Tracking) -> Iterator[PipelineModel]:
+    """The champion as a Spark pipeline, for the block's transforms.
+
+    Spark ML reads a model's files from the executors (some lazily, when a transform runs), so on a cluster they are
+    staged under the lake root, where every executor sees them, and deleted when the block ends. A root in an
+    object store gets MLflow's copy (its default filesystem is the store: lake.session); a shared folder gets the
+    download itself. On a local master MLflow's defaults stand: the driver's disk is the executors'.
+    """
+    staging = lake.staging(f"{STAGED_MODELS}/{uuid.uuid4().hex}")
+    if staging is None:
+        yield mlflow.spark.load_model(champion_uri(tracking))
+        return
+    in_a_folder = not is_uri(staging) or staging.startswith("file://")  # a shared folder, not an object store
+    download = os.path.join(staging.removeprefix("file://"), "download") if in_a_folder else None
+    if download:
+        os.makedirs(download)
+    try:
+        yield mlflow.spark.load_model(champion_uri(tracking), dfs_tmpdir=staging, dst_path=download)
+    finally:
+        try:
+            lake.remove_staged(staging)
+        except Py4JError as exc:  # a copy left behind is garbage, not an error; what the block raised matters more
+            LOG.warning("could not remove the staged model %s: %s", staging, str(exc)[:300])
 
 
 def set_champion(tracking: Tracking, version: str) -> None:
