@@ -15,6 +15,7 @@ server, the model's artifacts in the bucket."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -111,9 +112,15 @@ def params(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory) -> Iterator[str]:
+def moto_folder(tmp_path_factory) -> Path:
+    """Where moto's server keeps its log: one line per request (method and key)."""
+    return tmp_path_factory.mktemp("moto")
+
+
+@pytest.fixture(scope="module")
+def s3(moto_folder) -> Iterator[str]:
     """moto's S3 endpoint with an empty bucket; the credentials are in os.environ while this module runs."""
-    with moto_s3(tmp_path_factory.mktemp("moto"), BUCKET) as endpoint:
+    with moto_s3(moto_folder, BUCKET) as endpoint:
         yield endpoint
 
 
@@ -263,3 +270,20 @@ def test_the_run_the_model_and_the_champion_are_on_the_server_with_the_artifacts
     assert any(downloaded.rglob("MLmodel"))
     keys = bucket_keys(s3, BUCKET, f"{ARTIFACTS}/")
     assert any(key.endswith("/MLmodel") for key in keys), keys[:20]
+
+
+@pytest.mark.cluster
+@pytest.mark.integration
+def test_spark_staged_the_model_in_the_bucket_and_removed_it(s3, moto_folder, on_cluster):
+    """On machines that share no disk, executors must write the model MLflow logs, and read the one scoring loads,
+    where the driver and every other executor see them: under the lake root in the bucket (Lake.staging; the bucket
+    is Hadoop's default filesystem, lake.session). moto's request log shows both copies written there; none is left."""
+    staging = f"{PREFIX}/_staging/models/"
+    written = re.findall(
+        rf'"PUT /{BUCKET}/{staging}(\S+)/metadata/part-\S* HTTP', (moto_folder / "moto.log").read_text()
+    )
+    copies = {folder for folder in written if "/stages/" not in folder and "_temporary" not in folder}
+    logged = [copy for copy in copies if "/" not in copy]  # MLflow's <uuid>: train's log_model
+    loaded = [copy for copy in copies if "/" in copy]  # <ours>/<MLflow's uuid>: score's load
+    assert len(logged) == 1 and len(loaded) == 1, sorted(copies)
+    assert not [key for key in bucket_keys(s3, BUCKET, staging) if not key.endswith("/")]  # only folder markers
