@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from lake.catalog import WATERMARKS, Lake
-from lake.config import Conf
+from lake.config import Conf, is_uri
 from lake.errors import SetupError
 from lake.jars import cached_jars, check_java, delta_coordinates
 
@@ -91,8 +91,8 @@ def check_config(conf: Conf) -> Check:
     for key in ("silver.rules",):
         if conf.get(key) and not conf.conf_file(key).exists():
             missing.append(f"{key} -> {conf.conf_file(key)}")
-    for key in ("bronze.zone_lookup",):
-        if conf.get(key) and not os.path.exists(conf.path(key)):
+    for key in ("bronze.zone_lookup",):  # a URI (s3a://...) is checked where it is read
+        if conf.get(key) and not is_uri(conf.path(key)) and not os.path.exists(conf.path(key)):
             missing.append(f"{key} -> {conf.path(key)}")
     if missing:
         return Check("config", FAIL, f"env {conf.env}: missing file(s): {'; '.join(missing)}", "fix the paths in conf/")

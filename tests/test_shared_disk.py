@@ -13,6 +13,7 @@ import pytest
 
 from lake import Lake, load_conf
 from lake.config import spark_path
+from lake.doctor import FAIL, OK, check_config
 from lake.session import DEFAULT_FS, S3A_PARALLEL_COPY, session_conf, spark_settings
 from pipelines.bronze.ingest import run_ingest
 from pipelines.silver.transform import read_zone_csv
@@ -55,6 +56,13 @@ def test_a_staging_folder_is_removed_with_what_is_under_it(spark, tmp_path):
     spark.range(3).write.parquet(str(folder / "data"))
     lake.remove_staged(str(folder))
     assert not folder.exists() and folder.parent.is_dir()
+
+
+def test_lake_doctor_checks_a_local_zone_lookup_and_leaves_one_in_the_store_to_the_run(tmp_path):
+    assert check_config(load_conf("test")).status == OK  # the shipped file
+    missing = load_conf("test", overrides={"bronze.zone_lookup": str(tmp_path / "zones.csv")})
+    assert check_config(missing).status == FAIL and "zones.csv" in check_config(missing).detail
+    assert check_config(load_conf("test", overrides={"bronze.zone_lookup": "s3a://bucket/zones.csv"})).status == OK
 
 
 def test_local_files_reach_spark_as_file_uris():
