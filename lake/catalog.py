@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from pyspark.sql import DataFrame, SparkSession
@@ -122,10 +123,18 @@ class Lake(SmallTables):
         return {str(k): str(v) for k, v in (self.conf.get("lake.storage_options") or {}).items()} or None
 
     def staging(self, name: str) -> str | None:
-        """A folder under the lake root (`_staging/<name>`) for files executors write or read outside any table (a
-        model on its way to or from MLflow) on a cluster, where the driver's disk is not theirs; None on a local
-        master. `remove_staged` deletes it."""
-        return f"{self.root.rstrip('/')}/{STAGING_DIR}/{name}" if self.conf.on_cluster else None
+        """A folder under the lake root (`_staging/<name>`) for a model's files between Spark and MLflow on a
+        cluster, where the driver's disk is not the executors'; `remove_staged` deletes it. None on a local master,
+        and when Hadoop's default filesystem is not the root's (a cluster's HDFS: MLflow's own staging is shared)."""
+        if not self.conf.on_cluster:
+            return None
+        hadoop = self.spark.sparkContext._jsc.hadoopConfiguration()
+        default, root = urlsplit(str(hadoop.get("fs.defaultFS", "file:///"))), urlsplit(self.root)
+        if root.netloc and (root.scheme, root.netloc) != (default.scheme, default.netloc):
+            return None  # an object store that is not the default filesystem
+        if not root.netloc and default.scheme != "file":
+            return None  # a folder, while scheme-less paths name another filesystem
+        return f"{self.root.rstrip('/')}/{STAGING_DIR}/{name}"
 
     def remove_staged(self, location: str) -> None:
         """Deletes a staging folder and everything under it, through Hadoop's filesystem for its scheme."""

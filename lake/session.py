@@ -14,7 +14,7 @@ from lake import classarchive
 from lake.config import Conf
 from lake.jars import SparkSetupError, check_java, delta_coordinates, resolve_jars
 
-DEFAULT_FS = "spark.hadoop.fs.defaultFS"
+DEFAULT_FS = "fs.defaultFS"  # Hadoop's default filesystem: what a path without a scheme names
 S3A_PARALLEL_COPY = "spark.hadoop.fs.s3a.optimized.copy.from.local.enabled"
 DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -66,28 +66,34 @@ def spark_settings(conf: Conf) -> dict[str, str]:
     if jvm_options:
         settings["spark.executor.extraJavaOptions"] = jvm_options
     settings.update({str(k): str(v) for k, v in (conf.get("spark.extra") or {}).items()})
-    if (store := shared_filesystem(conf)) and DEFAULT_FS not in settings:
-        settings[DEFAULT_FS] = store
-        if store.startswith("s3a://"):
-            # MLflow uploads a staged model with copyFromLocalFile; S3A's parallel version of it hung for good on a
-            # Spark ML pipeline's folder tree (hadoop-aws 3.4.2, every upload waiting for a pool slot).
-            settings.setdefault(S3A_PARALLEL_COPY, "false")
+    if shared_filesystem(conf, "s3a"):
+        # MLflow uploads a staged model with copyFromLocalFile; S3A's parallel version of it hung for good on a
+        # Spark ML pipeline's folder tree (hadoop-aws 3.4.2, every upload waiting for a pool slot).
+        settings.setdefault(S3A_PARALLEL_COPY, "false")
     return settings
 
 
-def shared_filesystem(conf: Conf) -> str | None:
-    """The lake root's object store (`s3a://bucket`) when the session runs on a cluster, else None.
-
-    Code outside our control writes through Hadoop's *default* filesystem from the executors: MLflow's Spark flavor
-    stages a model there when it logs and loads one. Left at each machine's own disk, the executors of a cluster
-    that shares no disk write a model where the driver cannot read it. The lake's own store is shared by every
-    machine, so it is made the default; local files (landing, the zone lookup) are read by `file:` URIs or on the
-    driver. A `spark.extra` setting of `spark.hadoop.fs.defaultFS` (HDFS, say) wins.
-    """
+def shared_filesystem(conf: Conf, scheme: str | None = None) -> str | None:
+    """The lake root's object store (`s3a://bucket`; of that scheme, if given) when the session runs on a cluster,
+    else None (a local master, or a root in a folder)."""
     parts = urlsplit(conf.lake_root)
-    if not conf.on_cluster or not parts.netloc or parts.scheme in ("", "file"):
+    if not conf.on_cluster or not parts.netloc or parts.scheme in ("", "file") or scheme not in (None, parts.scheme):
         return None
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def adopt_shared_filesystem(spark: SparkSession, conf: Conf) -> None:
+    """Makes the lake's object store the driver's default Hadoop filesystem on a cluster that has none but the local
+    disk (a cluster's HDFS, or a `spark.extra` choice, stays).
+
+    MLflow's Spark flavor copies a model between the executors' files and its own through the driver's default
+    filesystem (`FileSystem.get`), and Spark ML writes and reads those files from the executors: left at the local
+    disk, a cluster that shares no disk splits a model between machines. Set after the session starts, it changes
+    no cluster manager's own staging (YARN's, say). Local paths reach Spark as `file:` URIs (lake.config.spark_path).
+    """
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    if (store := shared_filesystem(conf)) and str(hadoop.get(DEFAULT_FS, "file:///")).startswith("file:"):
+        hadoop.set(DEFAULT_FS, store)
 
 
 def build_spark(conf: Conf) -> SparkSession:
@@ -112,6 +118,7 @@ def build_spark(conf: Conf) -> SparkSession:
             f"spark.master={conf.get('spark.master')!r} and the Delta JARs ({', '.join(delta_coordinates())})."
         ) from exc
     spark.sparkContext.setLogLevel("ERROR")
+    adopt_shared_filesystem(spark, conf)
     return spark
 
 

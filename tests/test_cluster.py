@@ -283,7 +283,6 @@ def test_spark_staged_the_model_in_the_bucket_and_removed_it(s3, moto_folder, on
         rf'"PUT /{BUCKET}/{staging}(\S+)/metadata/part-\S* HTTP', (moto_folder / "moto.log").read_text()
     )
     copies = {folder for folder in written if "/stages/" not in folder and "_temporary" not in folder}
-    logged = [copy for copy in copies if "/" not in copy]  # MLflow's <uuid>: train's log_model
-    loaded = [copy for copy in copies if "/" in copy]  # <ours>/<MLflow's uuid>: score's load
-    assert len(logged) == 1 and len(loaded) == 1, sorted(copies)
+    by_stage = sorted(copy.split("-", 1)[0] for copy in copies)  # <stage>-<ours>/<MLflow's uuid>
+    assert by_stage == ["score", "train"] and all(copy.count("/") == 1 for copy in copies), sorted(copies)
     assert not [key for key in bucket_keys(s3, BUCKET, staging) if not key.endswith("/")]  # only folder markers

@@ -7,6 +7,8 @@ the lake root."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,13 +16,22 @@ import pytest
 from lake import Lake, load_conf
 from lake.config import spark_path
 from lake.doctor import FAIL, OK, check_config
-from lake.session import DEFAULT_FS, S3A_PARALLEL_COPY, session_conf, spark_settings
-from pipelines.bronze.ingest import run_ingest
+from lake.session import (
+    DEFAULT_FS,
+    S3A_PARALLEL_COPY,
+    adopt_shared_filesystem,
+    session_conf,
+    shared_filesystem,
+    spark_settings,
+)
+from pipelines.bronze.ingest import plan_file, run_ingest
+from pipelines.bronze.rows import scan_paths
 from pipelines.silver.transform import read_zone_csv
 
 PROJECT = Path(__file__).resolve().parents[1]
 ZONE_LOOKUP = PROJECT / "data" / "reference" / "taxi_zone_lookup.csv"
 NO_JARS = {"spark.delta_jars": "none"}
+ON_A_CLUSTER = {**NO_JARS, "spark.master": "spark://master:7077"}
 TRIPS = """VendorID,tpep_pickup_datetime,tpep_dropoff_datetime,passenger_count,trip_distance,RatecodeID,\
 store_and_fwd_flag,PULocationID,DOLocationID,payment_type,fare_amount,extra,mta_tax,tip_amount,tolls_amount,\
 improvement_surcharge,total_amount,congestion_surcharge
@@ -30,23 +41,56 @@ improvement_surcharge,total_amount,congestion_surcharge
 
 
 def _settings(**overrides: object) -> dict[str, str]:
-    return spark_settings(load_conf("cluster", overrides={**NO_JARS, **overrides}))
+    return spark_settings(load_conf("cluster", overrides={**ON_A_CLUSTER, **overrides}))
 
 
-def test_on_a_cluster_the_lake_s_object_store_is_hadoop_s_default_filesystem():
-    on_s3 = _settings(**{"lake.root": "s3a://bucket-a/prefix/lake"})
-    assert on_s3[DEFAULT_FS] == "s3a://bucket-a" and on_s3[S3A_PARALLEL_COPY] == "false"
-    assert _settings(**{"lake.root": "gs://bucket-b/lake"})[DEFAULT_FS] == "gs://bucket-b"
-    configured = {"lake.root": "s3a://bucket-a/lake", "spark.extra": {DEFAULT_FS: "hdfs://namenode:8020"}}
-    assert _settings(**configured)[DEFAULT_FS] == "hdfs://namenode:8020"  # the user's choice wins
-    assert DEFAULT_FS not in _settings(**{"lake.root": "/shared/lake"})  # a shared folder: the local filesystem
-    local = load_conf("test", overrides={**NO_JARS, "lake.root": "s3a://bucket-a/lake"})
-    assert DEFAULT_FS not in spark_settings(local)  # local[2]: the driver's disk is the executors'
+@contextmanager
+def default_filesystem(spark, uri: str) -> Iterator[None]:
+    """Hadoop's default filesystem is `uri` for the block: the context's (what the driver's own calls, MLflow's
+    among them, use) and the SQL session's (what a query's file reads use); then both as they were."""
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    before = hadoop.get(DEFAULT_FS)
+    hadoop.set(DEFAULT_FS, uri)
+    try:
+        with session_conf(spark, {DEFAULT_FS: uri}):
+            yield
+    finally:
+        if before is None:
+            hadoop.unset(DEFAULT_FS)
+        else:
+            hadoop.set(DEFAULT_FS, before)
 
 
-def test_models_are_staged_under_the_lake_root_on_a_cluster_only(spark):
-    cluster = Lake(load_conf("cluster", overrides={**NO_JARS, "lake.root": "s3a://bucket-a/lake/"}), spark)
-    assert cluster.staging("models") == "s3a://bucket-a/lake/_staging/models"
+def test_on_a_cluster_the_driver_s_default_filesystem_becomes_the_lake_s_object_store(spark):
+    conf = load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "s3a://bucket-a/prefix/lake"})
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    with default_filesystem(spark, "file:///"):
+        adopt_shared_filesystem(spark, conf)
+        assert hadoop.get(DEFAULT_FS) == "s3a://bucket-a"
+    with default_filesystem(spark, "hdfs://namenode:8020"):  # a cluster's own (or the user's) stays
+        adopt_shared_filesystem(spark, conf)
+        assert hadoop.get(DEFAULT_FS) == "hdfs://namenode:8020"
+    assert shared_filesystem(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "gs://b/lake"})) == "gs://b"
+    assert shared_filesystem(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "/shared/lake"})) is None
+    assert shared_filesystem(load_conf("test", overrides={"lake.root": "s3a://bucket-a/lake"})) is None  # local[2]
+
+
+def test_s3a_copies_a_staged_model_file_by_file_on_a_cluster_only():
+    assert _settings(**{"lake.root": "s3a://bucket-a/lake"})[S3A_PARALLEL_COPY] == "false"
+    assert S3A_PARALLEL_COPY not in _settings(**{"lake.root": "/shared/lake"})
+    assert S3A_PARALLEL_COPY not in spark_settings(load_conf("test", overrides={**NO_JARS, "lake.root": "s3a://b/l"}))
+
+
+def test_models_are_staged_under_the_lake_root_when_it_is_the_cluster_s_default_filesystem(spark):
+    in_store = Lake(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "s3a://bucket-a/lake/"}), spark)
+    in_folder = Lake(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "/shared/lake"}), spark)
+    with default_filesystem(spark, "s3a://bucket-a"):
+        assert in_store.staging("models/x") == "s3a://bucket-a/lake/_staging/models/x"
+        assert in_folder.staging("models/x") is None  # a path without a scheme would name the bucket
+    with default_filesystem(spark, "hdfs://namenode:8020"):  # MLflow stages on HDFS, which every machine sees
+        assert in_store.staging("models/x") is None and in_folder.staging("models/x") is None
+    with default_filesystem(spark, "file:///"):
+        assert in_folder.staging("models/x") == "/shared/lake/_staging/models/x"
     assert Lake(load_conf("test", overrides={"lake.root": "/tmp/lake"}), spark).staging("models") is None
 
 
@@ -73,9 +117,9 @@ def test_local_files_reach_spark_as_file_uris():
 
 @pytest.fixture
 def elsewhere(spark):
-    """Hadoop's default filesystem, for the block, is one this process cannot even load (no S3A JARs in tests):
-    a path without a scheme fails, as it would name the bucket on a cluster."""
-    with session_conf(spark, {"fs.defaultFS": "s3a://no-such-bucket"}):
+    """Hadoop's default filesystem, for the test, is one this process cannot even load (no S3A JARs in tests): a path
+    without a scheme fails, as it would name the bucket on a cluster."""
+    with default_filesystem(spark, "s3a://no-such-bucket"):
         yield
 
 
@@ -92,6 +136,8 @@ def test_ingest_reads_a_local_landing_folder_whatever_the_default_filesystem(spa
     landing.mkdir()
     (landing / "yellow_tripdata_2019-01.csv").write_text(TRIPS)
     lake = Lake(load_conf("test", overrides={"lake.root": f"file://{tmp_path}/lake"}), spark)
+    plan = plan_file(str(landing / "yellow_tripdata_2019-01.csv"))[1]
+    assert plan is not None and scan_paths(spark, [plan]) is not None  # one scan for the batch, not one per file
     result = run_ingest(lake, [str(landing)])
     assert result.counts["rows"] == 2
     sources = {row["_source_file"] for row in lake.read("bronze.trips").select("_source_file").collect()}

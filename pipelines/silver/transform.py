@@ -161,12 +161,12 @@ def to_silver(trips: DataFrame, run_id: str) -> DataFrame:
 def read_zone_csv(spark: SparkSession, path: str) -> DataFrame:
     """The TLC taxi zone lookup CSV (LocationID, Borough, Zone, service_zone) as the silver.zones contract.
 
-    A local file (the shipped one) is read by the driver and parsed by Spark from its lines: a cluster's executors
-    need not have it on their disks. A URI is read by the executors."""
+    A local file (the shipped one; one plain CSV file) is read by the driver and parsed by Spark from its lines: a
+    cluster's executors need not have it on their disks. A URI of a store (s3a://...) is read by the executors."""
     source: str | RDD[str] = path
-    if not is_uri(path):
+    if not is_uri(path) or path.startswith("file://"):
         try:
-            lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # 266 lines
+            lines = Path(path.removeprefix("file://")).read_text(encoding="utf-8-sig").splitlines()  # 266 lines
         except OSError as exc:
             raise MissingInputError(f"the zone lookup (conf bronze.zone_lookup) {path}: {exc.strerror}") from exc
         source = spark.sparkContext.parallelize(lines, 1)

@@ -16,7 +16,7 @@ from pipelines.train.params import ModelParams, load_params
 from pipelines.train.promote import DECISION_METRIC, champion_score, decide_and_register
 from pipelines.train.record import log_candidate, log_run, log_tuning
 from pipelines.train.reproduce import reproduce_run
-from pipelines.train.tracking import MODEL_ARTIFACT, STAGED_MODELS, log_delta_input, open_tracking
+from pipelines.train.tracking import MODEL_ARTIFACT, log_delta_input, model_staging, open_tracking
 from pipelines.train.tune import tune as tune_grid
 from pipelines.train.windows import choose_windows, hygiene_counts, in_bounds, labelled, test_span
 
@@ -32,14 +32,15 @@ def log_model(lake: Lake, final: FitResult, rows: DataFrame, params: ModelParams
     example = rows.select(*params.features).dropna().limit(INPUT_EXAMPLE_ROWS)
     example_pdf = example.toPandas()  # five rows
     output_pdf = final.model.transform(example).select(PREDICTION_COL).toPandas()
-    info = mlflow.spark.log_model(
-        final.model,
-        MODEL_ARTIFACT,
-        signature=infer_signature(example_pdf, output_pdf),
-        input_example=example_pdf,
-        pip_requirements=PIP_REQUIREMENTS,
-        dfs_tmpdir=lake.staging(STAGED_MODELS),
-    )
+    with model_staging(lake, "train") as (staging, _):
+        info = mlflow.spark.log_model(
+            final.model,
+            MODEL_ARTIFACT,
+            signature=infer_signature(example_pdf, output_pdf),
+            input_example=example_pdf,
+            pip_requirements=PIP_REQUIREMENTS,
+            dfs_tmpdir=staging,
+        )
     return info.model_uri
 
 

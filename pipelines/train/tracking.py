@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +17,6 @@ from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.data.spark_dataset import SparkDataset
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from py4j.protocol import Py4JError
 from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
@@ -144,29 +144,34 @@ def champion_uri(tracking: Tracking) -> str:
 
 
 @contextmanager
-def champion_model(lake: Lake, tracking: Tracking) -> Iterator[PipelineModel]:
-    """The champion as a Spark pipeline, for the block's transforms.
+def model_staging(lake: Lake, purpose: str) -> Iterator[tuple[str | None, str]]:
+    """(dfs_tmpdir, dst_path) for MLflow's Spark flavor while a model's files go between Spark and MLflow; both are
+    removed when the block ends, whatever it raised.
 
-    Spark ML reads a model's files from the executors (some lazily, when a transform runs), so on a cluster they are
-    staged under the lake root, where every executor sees them, and deleted when the block ends. A root in an
-    object store gets MLflow's copy (its default filesystem is the store: lake.session); a shared folder gets the
-    download itself. On a local master MLflow's defaults stand: the driver's disk is the executors'.
+    Spark ML writes and reads a model's files from the executors (some lazily, when a transform runs), so on a
+    cluster they are staged under the lake root, where every executor sees them (Lake.staging; None: MLflow's
+    default). A root in a shared folder gets the download itself, which MLflow then gives Spark as it is.
     """
-    staging = lake.staging(f"{STAGED_MODELS}/{uuid.uuid4().hex}")
-    if staging is None:
-        yield mlflow.spark.load_model(champion_uri(tracking))
-        return
-    in_a_folder = not is_uri(staging) or staging.startswith("file://")  # a shared folder, not an object store
-    download = os.path.join(staging.removeprefix("file://"), "download") if in_a_folder else None
-    if download:
-        os.makedirs(download)
-    try:
-        yield mlflow.spark.load_model(champion_uri(tracking), dfs_tmpdir=staging, dst_path=download)
-    finally:
+    staging = lake.staging(f"{STAGED_MODELS}/{purpose}-{uuid.uuid4().hex}")
+    with tempfile.TemporaryDirectory(prefix="taxi-model-") as download:
+        if staging is not None and (not is_uri(staging) or staging.startswith("file://")):
+            download = os.path.join(staging.removeprefix("file://"), "download")
+            os.makedirs(download)
         try:
-            lake.remove_staged(staging)
-        except Py4JError as exc:  # a copy left behind is garbage, not an error; what the block raised matters more
-            LOG.warning("could not remove the staged model %s: %s", staging, str(exc)[:300])
+            yield staging, download
+        finally:
+            if staging is not None:
+                try:
+                    lake.remove_staged(staging)
+                except Exception as exc:  # a copy left behind is garbage, not an error: what the block raised matters
+                    LOG.warning("could not remove the staged model %s: %s", staging, str(exc)[:300])
+
+
+@contextmanager
+def champion_model(lake: Lake, tracking: Tracking) -> Iterator[PipelineModel]:
+    """The champion as a Spark pipeline, for the block's transforms (its files stay until the block ends)."""
+    with model_staging(lake, "score") as (staging, download):
+        yield mlflow.spark.load_model(champion_uri(tracking), dfs_tmpdir=staging, dst_path=download)
 
 
 def set_champion(tracking: Tracking, version: str) -> None:
