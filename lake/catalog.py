@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake import delta
-from lake.config import DEFAULT_CONF_DIR, Conf
+from lake.config import DEFAULT_CONF_DIR, DEFAULT_FS, Conf
 from lake.errors import ConfigError, TableMissingError, UnknownTableError
 from lake.schema import conform, parse_columns
 from lake.smalltables import WATERMARKS, SmallTables
@@ -123,18 +123,18 @@ class Lake(SmallTables):
         return {str(k): str(v) for k, v in (self.conf.get("lake.storage_options") or {}).items()} or None
 
     def staging(self, name: str) -> str | None:
-        """A folder under the lake root (`_staging/<name>`) for a model's files between Spark and MLflow on a
-        cluster, where the driver's disk is not the executors'; `remove_staged` deletes it. None on a local master,
-        and when Hadoop's default filesystem is not the root's (a cluster's HDFS: MLflow's own staging is shared)."""
+        """A folder (`_staging/<name>`) for a model's files between Spark and MLflow on a cluster, where the
+        driver's disk is not the executors', on Hadoop's default filesystem (MLflow copies through it): under the
+        lake root when the root is on it, else in its /tmp (a cluster's HDFS). `remove_staged` deletes it. None on
+        a local master."""
         if not self.conf.on_cluster:
             return None
         hadoop = self.spark.sparkContext._jsc.hadoopConfiguration()
-        default, root = urlsplit(str(hadoop.get("fs.defaultFS", "file:///"))), urlsplit(self.root)
-        if root.netloc and (root.scheme, root.netloc) != (default.scheme, default.netloc):
-            return None  # an object store that is not the default filesystem
-        if not root.netloc and default.scheme != "file":
-            return None  # a folder, while scheme-less paths name another filesystem
-        return f"{self.root.rstrip('/')}/{STAGING_DIR}/{name}"
+        default, root = urlsplit(str(hadoop.get(DEFAULT_FS, "file:///"))), urlsplit(self.root)
+        on_default = (root.scheme, root.netloc) == (default.scheme, default.netloc)
+        if on_default or (not root.netloc and default.scheme == "file"):
+            return f"{self.root.rstrip('/')}/{STAGING_DIR}/{name}"
+        return f"{default.scheme}://{default.netloc}/tmp/taxi-lakehouse/{STAGING_DIR}/{name}"
 
     def remove_staged(self, location: str) -> None:
         """Deletes a staging folder and everything under it, through Hadoop's filesystem for its scheme."""

@@ -6,6 +6,8 @@ import copy
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import yaml
 
@@ -59,9 +61,19 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+DEFAULT_FS = "fs.defaultFS"  # Hadoop's default filesystem: what a path without a scheme names
+
+
 def is_uri(location: str) -> bool:
     """True for scheme://... locations (s3a, abfss, gs, file), which are used as given."""
     return "://" in location
+
+
+def local_path(location: str) -> str | None:
+    """The path on this machine's disk of a plain path or a `file:` URI (`file:/x`, `file:///x`); None for a store."""
+    if location.startswith("file:"):
+        return url2pathname(urlsplit(location).path)
+    return None if is_uri(location) else location
 
 
 def spark_path(location: str) -> str:

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from lake.catalog import WATERMARKS, Lake
-from lake.config import Conf, is_uri
+from lake.config import Conf, is_uri, local_path
 from lake.errors import SetupError
 from lake.jars import cached_jars, check_java, delta_coordinates
 
@@ -91,12 +91,23 @@ def check_config(conf: Conf) -> Check:
     for key in ("silver.rules",):
         if conf.get(key) and not conf.conf_file(key).exists():
             missing.append(f"{key} -> {conf.conf_file(key)}")
-    for key in ("bronze.zone_lookup",):  # a URI (s3a://...) is checked where it is read
-        if conf.get(key) and not is_uri(conf.path(key)) and not os.path.exists(conf.path(key)):
+    for key in ("bronze.zone_lookup",):  # one in a store (s3a://...) is checked where it is read
+        if conf.get(key) and (local := local_path(conf.path(key))) is not None and not os.path.exists(local):
             missing.append(f"{key} -> {conf.path(key)}")
     if missing:
         return Check("config", FAIL, f"env {conf.env}: missing file(s): {'; '.join(missing)}", "fix the paths in conf/")
     return Check("config", OK, f"env {conf.env} from {conf.conf_dir}, lake root {conf.lake_root}")
+
+
+def check_shared_storage(conf: Conf) -> Check:
+    """On a cluster, what executors read must be where every machine sees it: local folders must be mounted alike."""
+    if not conf.on_cluster:
+        return Check("shared storage", OK, f"local master {conf.get('spark.master')}: the executors share this disk")
+    local = [f"{key} {conf.path(key)}" for key in ("lake.root", "lake.landing") if not is_uri(conf.path(key))]
+    if local:
+        fix = "mount it at the same path on every machine, or put it in the object store (s3a://...)"
+        return Check("shared storage", WARN, f"executors read local folder(s): {'; '.join(local)}", fix)
+    return Check("shared storage", OK, f"lake root and landing are in the store ({conf.lake_root})")
 
 
 def open_delta(lake: Lake, path: str, version: int | None = None) -> DeltaTable | None:
@@ -209,6 +220,7 @@ def check_accounting(lake: Lake) -> Check:
 def run_checks(lake: Lake, spark: bool = False) -> list[Check]:
     """Every check of a lake whose configuration loaded (the CLI reports a configuration that does not)."""
     checks = [check_java_runtime(), check_delta_jars(lake.conf), check_config(lake.conf)]
+    checks.append(check_shared_storage(lake.conf))
     checks += [check_table(lake, name, spark) for name in lake.specs]
     checks.append(check_accounting(lake))
     return checks

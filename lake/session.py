@@ -11,10 +11,9 @@ from urllib.parse import urlsplit
 from pyspark.sql import SparkSession
 
 from lake import classarchive
-from lake.config import Conf
+from lake.config import DEFAULT_FS, Conf
 from lake.jars import SparkSetupError, check_java, delta_coordinates, resolve_jars
 
-DEFAULT_FS = "fs.defaultFS"  # Hadoop's default filesystem: what a path without a scheme names
 S3A_PARALLEL_COPY = "spark.hadoop.fs.s3a.optimized.copy.from.local.enabled"
 DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -91,8 +90,13 @@ def adopt_shared_filesystem(spark: SparkSession, conf: Conf) -> None:
     disk, a cluster that shares no disk splits a model between machines. Set after the session starts, it changes
     no cluster manager's own staging (YARN's, say). Local paths reach Spark as `file:` URIs (lake.config.spark_path).
     """
+    chosen = f"spark.hadoop.{DEFAULT_FS}" in (conf.get("spark.extra") or {})
     hadoop = spark.sparkContext._jsc.hadoopConfiguration()
-    if (store := shared_filesystem(conf)) and str(hadoop.get(DEFAULT_FS, "file:///")).startswith("file:"):
+    if (
+        (store := shared_filesystem(conf))
+        and not chosen
+        and str(hadoop.get(DEFAULT_FS, "file:///")).startswith("file:")
+    ):
         hadoop.set(DEFAULT_FS, store)
 
 

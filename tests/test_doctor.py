@@ -47,7 +47,7 @@ def by_name(checks):
 def test_a_healthy_lake_passes_and_the_accounting_adds_up(healthy, monkeypatch, capsys):
     checks = by_name(run_checks(healthy))
     assert {c.status for c in checks.values()} <= {OK, WARN}
-    assert checks["java"].status == OK and checks["config"].status == OK
+    assert checks["java"].status == OK and checks["config"].status == OK and checks["shared storage"].status == OK
     assert checks["table silver.trips"].status == OK and "protocol reader" in checks["table silver.trips"].detail
     assert checks["table gold.zone_daily"].status == WARN  # not written yet: a warning that says which stage
     accounting = checks["accounting"]

@@ -7,6 +7,8 @@ the lake root."""
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from lake import Lake, load_conf
-from lake.config import spark_path
-from lake.doctor import FAIL, OK, check_config
+from lake.config import local_path, spark_path
+from lake.doctor import FAIL, OK, WARN, check_config, check_shared_storage
 from lake.session import (
     DEFAULT_FS,
     S3A_PARALLEL_COPY,
@@ -27,6 +29,7 @@ from lake.session import (
 from pipelines.bronze.ingest import plan_file, run_ingest
 from pipelines.bronze.rows import scan_paths
 from pipelines.silver.transform import read_zone_csv
+from pipelines.train.tracking import model_staging
 
 PROJECT = Path(__file__).resolve().parents[1]
 ZONE_LOOKUP = PROJECT / "data" / "reference" / "taxi_zone_lookup.csv"
@@ -70,6 +73,10 @@ def test_on_a_cluster_the_driver_s_default_filesystem_becomes_the_lake_s_object_
     with default_filesystem(spark, "hdfs://namenode:8020"):  # a cluster's own (or the user's) stays
         adopt_shared_filesystem(spark, conf)
         assert hadoop.get(DEFAULT_FS) == "hdfs://namenode:8020"
+    chosen = conf.with_overrides({"spark.extra": {f"spark.hadoop.{DEFAULT_FS}": "file:///"}})
+    with default_filesystem(spark, "file:///"):  # a spark.extra choice of the local disk stays too
+        adopt_shared_filesystem(spark, chosen)
+        assert hadoop.get(DEFAULT_FS) == "file:///"
     assert shared_filesystem(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "gs://b/lake"})) == "gs://b"
     assert shared_filesystem(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "/shared/lake"})) is None
     assert shared_filesystem(load_conf("test", overrides={"lake.root": "s3a://bucket-a/lake"})) is None  # local[2]
@@ -81,17 +88,47 @@ def test_s3a_copies_a_staged_model_file_by_file_on_a_cluster_only():
     assert S3A_PARALLEL_COPY not in spark_settings(load_conf("test", overrides={**NO_JARS, "lake.root": "s3a://b/l"}))
 
 
-def test_models_are_staged_under_the_lake_root_when_it_is_the_cluster_s_default_filesystem(spark):
+def test_models_are_staged_on_the_cluster_s_default_filesystem_under_the_root_when_it_is_there(spark):
     in_store = Lake(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "s3a://bucket-a/lake/"}), spark)
     in_folder = Lake(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": "/shared/lake"}), spark)
     with default_filesystem(spark, "s3a://bucket-a"):
         assert in_store.staging("models/x") == "s3a://bucket-a/lake/_staging/models/x"
-        assert in_folder.staging("models/x") is None  # a path without a scheme would name the bucket
-    with default_filesystem(spark, "hdfs://namenode:8020"):  # MLflow stages on HDFS, which every machine sees
-        assert in_store.staging("models/x") is None and in_folder.staging("models/x") is None
+        assert in_folder.staging("models/x") == "s3a://bucket-a/tmp/taxi-lakehouse/_staging/models/x"
+    with default_filesystem(spark, "hdfs://namenode:8020"):  # where MLflow copies through: removed after use
+        assert in_store.staging("models/x") == "hdfs://namenode:8020/tmp/taxi-lakehouse/_staging/models/x"
     with default_filesystem(spark, "file:///"):
         assert in_folder.staging("models/x") == "/shared/lake/_staging/models/x"
     assert Lake(load_conf("test", overrides={"lake.root": "/tmp/lake"}), spark).staging("models") is None
+
+
+class FolderLake:
+    """What model_staging needs of a Lake: a staging folder on this disk (as a shared folder's), and its removal."""
+
+    def __init__(self, root: Path | None, removal_fails: bool = False) -> None:
+        self.root, self.removal_fails = root, removal_fails
+
+    def staging(self, name: str) -> str | None:
+        return None if self.root is None else str(self.root / "_staging" / name)
+
+    def remove_staged(self, location: str) -> None:
+        if self.removal_fails:
+            raise OSError("the store is unreachable")
+        shutil.rmtree(location)
+
+
+def test_a_staged_model_goes_when_the_block_fails_and_a_failed_removal_never_hides_the_block_s_error(tmp_path, caplog):
+    with pytest.raises(ValueError, match="the block's own"):
+        with model_staging(FolderLake(tmp_path), "score") as (staging, download):
+            assert download == f"{staging}/download" and Path(download).is_dir()  # a shared folder: read in place
+            raise ValueError("the block's own")
+    assert not any((tmp_path / "_staging" / "models").iterdir())
+    with pytest.raises(ValueError, match="the block's own"):
+        with model_staging(FolderLake(tmp_path, removal_fails=True), "score"):
+            raise ValueError("the block's own")
+    assert "could not remove the staged model" in caplog.text and "unreachable" in caplog.text
+    with model_staging(FolderLake(None), "score") as (staging, download):  # a local master: MLflow's own staging
+        assert staging is None and Path(download).is_dir()
+    assert not Path(download).exists()  # the download went with the block
 
 
 def test_a_staging_folder_is_removed_with_what_is_under_it(spark, tmp_path):
@@ -107,6 +144,19 @@ def test_lake_doctor_checks_a_local_zone_lookup_and_leaves_one_in_the_store_to_t
     missing = load_conf("test", overrides={"bronze.zone_lookup": str(tmp_path / "zones.csv")})
     assert check_config(missing).status == FAIL and "zones.csv" in check_config(missing).detail
     assert check_config(load_conf("test", overrides={"bronze.zone_lookup": "s3a://bucket/zones.csv"})).status == OK
+
+
+def test_lake_doctor_warns_when_a_cluster_s_executors_would_read_local_folders():
+    assert check_shared_storage(load_conf("test")).status == OK  # local[2]
+    local = check_shared_storage(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.landing": "/data/landing"}))
+    assert local.status == WARN and "lake.landing /data/landing" in local.detail and "lake.root" not in local.detail
+    assert check_shared_storage(load_conf("cluster", overrides=ON_A_CLUSTER)).status == OK  # both in s3a://
+
+
+def test_local_paths_of_plain_paths_and_file_uris():
+    assert local_path("/data/zones.csv") == local_path("file:/data/zones.csv") == "/data/zones.csv"
+    assert local_path("file:///data/a%20b.csv") == "/data/a b.csv"
+    assert local_path("s3a://bucket/zones.csv") is None
 
 
 def test_local_files_reach_spark_as_file_uris():
@@ -131,13 +181,20 @@ def test_the_shipped_zone_lookup_is_read_whatever_the_default_filesystem(spark, 
         spark.read.option("header", True).csv(str(ZONE_LOOKUP)).count()
 
 
+def test_a_zone_lookup_given_as_a_file_uri_or_gzipped_is_read_on_the_driver(spark, tmp_path, elsewhere):
+    packed = tmp_path / "zones.csv.gz"
+    packed.write_bytes(gzip.compress(ZONE_LOOKUP.read_bytes()))
+    expected = sorted(read_zone_csv(spark, str(ZONE_LOOKUP)).collect())
+    assert sorted(read_zone_csv(spark, f"file://{packed}").collect()) == expected
+
+
 def test_ingest_reads_a_local_landing_folder_whatever_the_default_filesystem(spark, tmp_path, elsewhere):
     landing = tmp_path / "landing"
     landing.mkdir()
     (landing / "yellow_tripdata_2019-01.csv").write_text(TRIPS)
     lake = Lake(load_conf("test", overrides={"lake.root": f"file://{tmp_path}/lake"}), spark)
     plan = plan_file(str(landing / "yellow_tripdata_2019-01.csv"))[1]
-    assert plan is not None and scan_paths(spark, [plan]) is not None  # one scan for the batch, not one per file
+    assert plan is not None and scan_paths(spark, [plan]) is not None  # None would make ingest read file by file
     result = run_ingest(lake, [str(landing)])
     assert result.counts["rows"] == 2
     sources = {row["_source_file"] for row in lake.read("bronze.trips").select("_source_file").collect()}

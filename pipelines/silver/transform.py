@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import gzip
 
 from pyspark import RDD
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from lake.catalog import schema_of
-from lake.config import is_uri
+from lake.config import local_path
 from lake.errors import MissingInputError
 from lake.expressions import reused
 from lake.schema import contract_columns
@@ -161,14 +161,15 @@ def to_silver(trips: DataFrame, run_id: str) -> DataFrame:
 def read_zone_csv(spark: SparkSession, path: str) -> DataFrame:
     """The TLC taxi zone lookup CSV (LocationID, Borough, Zone, service_zone) as the silver.zones contract.
 
-    A local file (the shipped one; one plain CSV file) is read by the driver and parsed by Spark from its lines: a
-    cluster's executors need not have it on their disks. A URI of a store (s3a://...) is read by the executors."""
+    A local file (the shipped one; plain or .gz) is read by the driver and parsed by Spark from its lines: a
+    cluster's executors need not have it on their disks. One in a store (s3a://...) is read by the executors."""
     source: str | RDD[str] = path
-    if not is_uri(path) or path.startswith("file://"):
+    if (local := local_path(path)) is not None:
         try:
-            lines = Path(path.removeprefix("file://")).read_text(encoding="utf-8-sig").splitlines()  # 266 lines
+            with (gzip.open if local.endswith(".gz") else open)(local, "rt", encoding="utf-8-sig") as handle:
+                lines = handle.read().splitlines()  # 266 lines
         except OSError as exc:
-            raise MissingInputError(f"the zone lookup (conf bronze.zone_lookup) {path}: {exc.strerror}") from exc
+            raise MissingInputError(f"the zone lookup (conf bronze.zone_lookup) {path}: {exc}") from exc
         source = spark.sparkContext.parallelize(lines, 1)
     raw = spark.read.option("header", True).csv(source)
     return raw.select(

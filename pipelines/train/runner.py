@@ -28,7 +28,7 @@ PIP_REQUIREMENTS = [f"pyspark=={pyspark.__version__}", f"mlflow=={mlflow.__versi
 
 def log_model(lake: Lake, final: FitResult, rows: DataFrame, params: ModelParams) -> str:
     """Logs the Spark pipeline with a signature and an input example (not registered yet); returns its URI. On a
-    cluster, Spark writes the model's files under the lake root for MLflow to upload (Lake.staging)."""
+    cluster, Spark writes the model's files where the driver can read them back for MLflow (model_staging)."""
     example = rows.select(*params.features).dropna().limit(INPUT_EXAMPLE_ROWS)
     example_pdf = example.toPandas()  # five rows
     output_pdf = final.model.transform(example).select(PREDICTION_COL).toPandas()

@@ -21,7 +21,7 @@ from pyspark.ml import PipelineModel
 from pyspark.sql import DataFrame
 
 from lake import Lake
-from lake.config import is_uri
+from lake.config import is_uri, local_path
 from lake.errors import ConfigError
 
 CHAMPION = "champion"
@@ -149,15 +149,15 @@ def model_staging(lake: Lake, purpose: str) -> Iterator[tuple[str | None, str]]:
     removed when the block ends, whatever it raised.
 
     Spark ML writes and reads a model's files from the executors (some lazily, when a transform runs), so on a
-    cluster they are staged under the lake root, where every executor sees them (Lake.staging; None: MLflow's
-    default). A root in a shared folder gets the download itself, which MLflow then gives Spark as it is.
+    cluster they are staged where every executor sees them (Lake.staging; None on a local master: MLflow's default).
+    A root in a shared folder gets the download itself, which MLflow then gives Spark as it is.
     """
     staging = lake.staging(f"{STAGED_MODELS}/{purpose}-{uuid.uuid4().hex}")
-    with tempfile.TemporaryDirectory(prefix="taxi-model-") as download:
-        if staging is not None and (not is_uri(staging) or staging.startswith("file://")):
-            download = os.path.join(staging.removeprefix("file://"), "download")
-            os.makedirs(download)
+    with tempfile.TemporaryDirectory(prefix="taxi-model-", ignore_cleanup_errors=True) as download:
         try:
+            if staging is not None and (folder := local_path(staging)) is not None:
+                download = os.path.join(folder, "download")
+                os.makedirs(download)
             yield staging, download
         finally:
             if staging is not None:
