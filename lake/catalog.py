@@ -136,6 +136,18 @@ class Lake(SmallTables):
             return f"{self.root.rstrip('/')}/{STAGING_DIR}/{name}"
         return f"{default.scheme}://{default.netloc}/tmp/taxi-lakehouse/{STAGING_DIR}/{name}"
 
+    def staged(self, name: str) -> list[str]:
+        """The folders under the staging folder `name` (locations for remove_staged); [] when it does not exist."""
+        location = self.staging(name)
+        if location is None:
+            return []
+        context = self.spark.sparkContext
+        path = context._jvm.org.apache.hadoop.fs.Path(location)
+        filesystem = path.getFileSystem(context._jsc.hadoopConfiguration())
+        if not filesystem.exists(path):
+            return []
+        return [str(status.getPath().toString()) for status in filesystem.listStatus(path) if status.isDirectory()]
+
     def remove_staged(self, location: str) -> None:
         """Deletes a staging folder and everything under it, through Hadoop's filesystem for its scheme."""
         context = self.spark.sparkContext

@@ -8,9 +8,11 @@ the lake root."""
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -29,7 +31,7 @@ from lake.session import (
 from pipelines.bronze.ingest import plan_file, run_ingest
 from pipelines.bronze.rows import scan_paths
 from pipelines.silver.transform import read_zone_csv
-from pipelines.train.tracking import model_staging
+from pipelines.train.tracking import STAGED_AT, STALE_STAGING, model_staging
 
 PROJECT = Path(__file__).resolve().parents[1]
 ZONE_LOOKUP = PROJECT / "data" / "reference" / "taxi_zone_lookup.csv"
@@ -110,6 +112,10 @@ class FolderLake:
     def staging(self, name: str) -> str | None:
         return None if self.root is None else str(self.root / "_staging" / name)
 
+    def staged(self, name: str) -> list[str]:
+        folder = None if self.root is None else self.root / "_staging" / name
+        return sorted(str(path) for path in folder.iterdir() if path.is_dir()) if folder and folder.is_dir() else []
+
     def remove_staged(self, location: str) -> None:
         if self.removal_fails:
             raise OSError("the store is unreachable")
@@ -129,6 +135,36 @@ def test_a_staged_model_goes_when_the_block_fails_and_a_failed_removal_never_hid
     with model_staging(FolderLake(None), "score") as (staging, download):  # a local master: MLflow's own staging
         assert staging is None and Path(download).is_dir()
     assert not Path(download).exists()  # the download went with the block
+
+
+def test_a_run_removes_the_staged_models_killed_runs_left_a_day_ago_and_nothing_else(tmp_path, caplog):
+    models = tmp_path / "_staging" / "models"
+    stamp = (datetime.now(timezone.utc) - STALE_STAGING - timedelta(minutes=1)).strftime(STAGED_AT)
+    young = (datetime.now(timezone.utc) - STALE_STAGING + timedelta(minutes=5)).strftime(STAGED_AT)
+    kept = [f"score-{young}-0a1b", "train-0a1b2c3d", "notes"]  # a live run's, an unknown name, not ours
+    for name in [f"train-{stamp}-9f8e", f"score-{stamp}-0c", *kept]:
+        (models / name / "metadata").mkdir(parents=True)
+    (models / f"train-{stamp}-77").write_text("a file, not a staged model")
+    with model_staging(FolderLake(tmp_path), "train") as (staging, _):
+        assert sorted(p.name for p in models.iterdir()) == sorted([*kept, f"train-{stamp}-77", Path(staging).name])
+    assert re.fullmatch(r"train-\d{8}T\d{6}Z-[0-9a-f]{16}", Path(staging).name)
+    for name in [f"train-{stamp}-1", f"score-{stamp}-2"]:
+        (models / name).mkdir()
+    with model_staging(FolderLake(tmp_path, removal_fails=True), "score"):  # a failed sweep: logged, the run goes on
+        pass
+    assert "could not remove the stale staged model" in caplog.text and (models / f"score-{stamp}-2").is_dir()
+
+
+def test_staged_lists_the_folders_under_a_staging_folder_through_hadoop(spark, tmp_path):
+    lake = Lake(load_conf("cluster", overrides={**ON_A_CLUSTER, "lake.root": str(tmp_path)}), spark)
+    with default_filesystem(spark, "file:///"):
+        assert lake.staged("models") == []
+        (tmp_path / "_staging" / "models" / "a" / "data").mkdir(parents=True)
+        (tmp_path / "_staging" / "models" / "b.txt").write_text("not a folder")
+        assert lake.staged("models") == [f"file:{tmp_path}/_staging/models/a"]
+        lake.remove_staged(lake.staged("models")[0])
+        assert lake.staged("models") == []
+    assert Lake(load_conf("test", overrides={"lake.root": str(tmp_path)}), spark).staged("models") == []
 
 
 def test_a_staging_folder_is_removed_with_what_is_under_it(spark, tmp_path):

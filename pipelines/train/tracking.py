@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import mlflow
@@ -29,6 +31,8 @@ MODEL_ARTIFACT = "model"
 PARAMS_ARTIFACT = "model_params.json"  # the resolved parameters, read back by --reproduce
 MLFLOW_DIR = "_mlflow"
 STAGED_MODELS = "models"  # Lake.staging folder of a model's files between Spark and MLflow
+STAGED_AT = "%Y%m%dT%H%M%SZ"  # a staged model's folder is <purpose>-<UTC start>-<hex>
+STALE_STAGING = timedelta(hours=24)  # older than any train or score run: what a killed run left behind
 WEB_SCHEMES = ("http://", "https://")
 LOG = logging.getLogger(__name__)
 EXPORTED_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # what mlflow's URI setters export
@@ -152,7 +156,10 @@ def model_staging(lake: Lake, purpose: str) -> Iterator[tuple[str | None, str]]:
     cluster they are staged where every executor sees them (Lake.staging; None on a local master: MLflow's default).
     A root in a shared folder gets the download itself, which MLflow then gives Spark as it is.
     """
-    staging = lake.staging(f"{STAGED_MODELS}/{purpose}-{uuid.uuid4().hex}")
+    now = datetime.now(timezone.utc)
+    staging = lake.staging(f"{STAGED_MODELS}/{purpose}-{now:{STAGED_AT}}-{uuid.uuid4().hex[:16]}")
+    if staging is not None:
+        remove_stale_staging(lake, now)
     with tempfile.TemporaryDirectory(prefix="taxi-model-", ignore_cleanup_errors=True) as download:
         try:
             if staging is not None and (folder := local_path(staging)) is not None:
@@ -165,6 +172,25 @@ def model_staging(lake: Lake, purpose: str) -> Iterator[tuple[str | None, str]]:
                     lake.remove_staged(staging)
                 except Exception as exc:  # a copy left behind is garbage, not an error: what the block raised matters
                     LOG.warning("could not remove the staged model %s: %s", staging, str(exc)[:300])
+
+
+def remove_stale_staging(lake: Lake, now: datetime) -> list[str]:
+    """Removes the staged models a killed run left behind (started over STALE_STAGING before now); returns them.
+    Folders not named by model_staging are left alone, and a failed removal is only logged."""
+    removed = []
+    for location in lake.staged(STAGED_MODELS):
+        started = re.search(r"-(\d{8}T\d{6}Z)-[0-9a-f]+$", location.rstrip("/"))
+        if started is None:
+            continue
+        if now - datetime.strptime(started[1], STAGED_AT).replace(tzinfo=timezone.utc) > STALE_STAGING:
+            try:
+                lake.remove_staged(location)
+                removed.append(location)
+            except Exception as exc:  # the next run tries again
+                LOG.warning("could not remove the stale staged model %s: %s", location, str(exc)[:300])
+    if removed:
+        LOG.info("removed %d staged model folder(s) older than %s: %s", len(removed), STALE_STAGING, removed)
+    return removed
 
 
 @contextmanager
