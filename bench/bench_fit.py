@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,14 +27,15 @@ from pipelines.train.params import load_params  # noqa: E402
 from pipelines.train.windows import labelled, train_rows  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "fit.md"
-SHOWN = ("maxIter", "maxDepth", "stepSize", "maxBins", "featureSubsetStrategy")
+SHOWN = ("maxIter", "numTrees", "maxDepth", "stepSize", "maxBins", "featureSubsetStrategy", "minInstancesPerNode")
 
 
-STRING_PARAMS = {"featureSubsetStrategy", "lossType", "impurity"}
+STRING_PARAMS = {"featureSubsetStrategy", "lossType", "impurity", "type"}
 
 
 def parse_variant(text: str) -> dict[str, float | int | str]:
-    """ "maxIter=40,stepSize=0.25" -> {"maxIter": 40, "stepSize": 0.25}; string parameters stay strings."""
+    """ "maxIter=40,stepSize=0.25" -> {"maxIter": 40, "stepSize": 0.25}; string parameters stay strings. A `type`
+    (random_forest, gbt) fits that regressor with only the variant's parameters."""
     changes: dict[str, float | int | str] = {}
     for item in filter(None, text.split(",")):
         key, value = item.split("=", 1)
@@ -57,13 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     lines = []
     for changes in [{}] + [parse_variant(v) for v in args.variant]:
-        regressor = build_regressor(params)
-        if changes:
-            regressor.setParams(**changes)
+        if "type" in changes:
+            own = tuple((k, v) for k, v in changes.items() if k != "type")
+            regressor = build_regressor(replace(params, regressor_type=changes["type"], regressor_params=own))
+        else:
+            regressor = build_regressor(params)
+            if changes:
+                regressor.setParams(**changes)
         started = time.perf_counter()
         regressor.fit(assembled)
         seconds = time.perf_counter() - started
-        shown = {name: regressor.getOrDefault(name) for name in SHOWN}
+        shown = {name: regressor.getOrDefault(name) for name in SHOWN if regressor.hasParam(name)}
         label = "as shipped (conf/model.yaml)" if not changes else f"changed: {changes}"
         lines.append(f"| {label} | {shown} | {seconds:.1f} | {rows / seconds:,.0f} |")
         print(lines[-1], f"load {os.getloadavg()[0]:.1f}", flush=True)

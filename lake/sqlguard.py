@@ -30,7 +30,7 @@ PATH_FORMATS = frozenset(
 REFUSED_FUNCTIONS = frozenset(
     """reflect java_method try_reflect from_protobuf to_protobuf read_files glob query query_table getenv
     load_extension sniff_csv which_secret checkpoint force_checkpoint json_execute_serialized_sql
-    python_map_function""".split()
+    python_map_function table_changes table_changes_by_path identifier""".split()
 )
 REFUSED_PREFIXES = ("read_", "parquet_", "duckdb_", "pragma_", "sniff_", "iceberg_", "delta_", "sqlite_")
 REFUSED_SUFFIXES = ("_scan",)
@@ -41,6 +41,9 @@ ALLOWED_TABLE_FUNCTIONS = frozenset(
 
 
 _WORD = re.compile(r"\w+")
+# Words after which a string or a quoted name with a path's characters would name a file: a table (FROM, JOIN) or a
+# Delta table by path (DESCRIBE HISTORY/DETAIL '<path>', DESCRIBE '<path>').
+PATH_KEYWORDS = ("FROM", "JOIN", "HISTORY", "DETAIL", "DESCRIBE", "DESC", "TABLE", "EXTENDED", "FORMATTED")
 
 
 class QueryRefusedError(QueryError):
@@ -106,6 +109,13 @@ def tokenize(sql: str) -> tuple[list[Token], str]:
         if pair == "--":
             end = sql.find("\n", i)
             end = len(sql) if end < 0 else end
+            if "\r" in sql[i:end] or sql[i:end].endswith("\\"):  # Spark ends it at \r, goes on after \<newline>
+                raise QueryRefusedError(
+                    f"the -- comment at character {i + 1} holds a carriage return or ends with a backslash; engines "
+                    "end such a comment in different places"
+                )
+        elif sql[i : i + 3] == "/*+":
+            raise QueryRefusedError("hints (/*+ ... */) are not allowed in lake query: Spark reads them as code")
         elif pair == "/*":
             end = sql.find("*/", i + 2)
             if end < 0:
@@ -187,7 +197,7 @@ def _check_tokens(tokens: list[Token]) -> None:
                 f"reading files by path ({tokens[i - 2].text}.`{token.text}`) is not allowed; query the lake's "
                 "tables by name (layer.table)"
             )
-        after_from = before is not None and before.kind == "word" and before.text.upper() in ("FROM", "JOIN")
+        after_from = before is not None and before.kind == "word" and before.text.upper() in PATH_KEYWORDS
         path_like = token.kind == "string" or (token.kind == "quoted" and re.search(r"[/\\:.]", token.text))
         if after_from and path_like:
             raise QueryRefusedError(

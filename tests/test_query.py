@@ -108,6 +108,18 @@ ESCAPES = [
     ('SELECT "a\\"; SELECT 1 --"', "backslash"),
     ("SELECT 1 /* /* */ ; SELECT 2 */", "nested"),
     ("SELECT 'open", "unterminated"),
+    # Found by a review (2026-12-02): Spark ends a -- comment at a carriage return and continues it after a
+    # backslash-newline, reads /*+ hints */ as code, and calls functions named through IDENTIFIER; Delta reads tables
+    # by path in table_changes_by_path and DESCRIBE HISTORY/DETAIL '<path>'.
+    ("SELECT 1 AS a --\r, java_method('java.lang.System', 'getenv') AS env", "carriage return"),
+    ("--\rINSERT INTO gold.hourly_demand\nSELECT 1", "carriage return"),
+    ("SELECT 1 AS a --\\\nSELECT 2", "backslash"),
+    ("SELECT /*+ FOO('*/') */ reflect('a', 'b') AS f, ' --' AS z", "hints"),
+    ("SELECT IDENTIFIER('java_method')('java.lang.System', 'getenv', 'HOME') AS h", "'IDENTIFIER'"),
+    ("SELECT * FROM table_changes_by_path('/tmp/outside_delta', 0)", "'table_changes_by_path'"),
+    ("SELECT * FROM table_changes('gold.zone_daily', 0)", "'table_changes'"),
+    ("DESCRIBE HISTORY '/tmp/outside_delta'", "after HISTORY"),
+    ("DESCRIBE DETAIL '/etc'", "after DETAIL"),
 ]
 
 
