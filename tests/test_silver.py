@@ -268,6 +268,26 @@ def test_a_commit_that_drops_a_row_fails_the_run_and_keeps_the_watermark(lake, m
     assert "committed 2, planned 3" in recorded.message
 
 
+def test_bronze_commits_without_new_rows_and_an_empty_quarantine_are_runs_with_nothing_to_do(lake):
+    """OPTIMIZE adds a bronze version whose change feed holds no inserted rows; a reprocess with nothing open reads
+    none either. Both are recorded as runs without new rows (they failed GE's agreement check before, 2026-12-02)."""
+    from lake import maintenance
+
+    append_bronze(lake, [({}, [])], "a.csv")
+    append_bronze(lake, [(T2, [])], "b.csv")
+    run_silver(lake)
+    silver = lake.version("silver.trips")
+    maintenance.optimize(lake, "bronze.trips")
+    assert lake.watermark("silver", "bronze.trips") < lake.version("bronze.trips")
+    result = run_silver(lake, run_id="silver-after-optimize")
+    assert (result.counts["bronze_read"], result.details["message"]) == (0, "no new rows")
+    assert lake.watermark("silver", "bronze.trips") == lake.version("bronze.trips")
+    assert run_silver(lake, reprocess_quarantine=True).counts["bronze_read"] == 0
+    assert lake.version("silver.trips") == silver
+    recorded = lake.read("quality.stage_runs").where(F.col("run_id") == "silver-after-optimize").first()
+    assert (recorded.status, recorded.invariant_holds) == ("success", True)
+
+
 def test_a_batch_that_gains_rows_after_the_read_fails_before_any_commit(lake):
     append_bronze(lake, [({}, []), (T2, [])], "a.csv")
     run_silver(lake)  # creates silver.zones

@@ -130,6 +130,16 @@ def _fail_accounting(lake: Lake, result: StageResult, started_at, checks, when: 
     raise StageError(message)
 
 
+def _no_rows(lake: Lake, result: StageResult, started_at, watermark: int | None) -> StageResult:
+    """A run that read no rows: recorded, the watermark (when given) moved past the empty range."""
+    result.counts = dict.fromkeys(["bronze_read", "silver_written", "quarantined", "duplicates", "superseded"], 0)
+    result.details |= {"quarantined_by_rule": {}, "rules": [], "message": "no new rows"}
+    if watermark is not None:
+        lake.set_watermark(STAGE, SOURCE, watermark)
+    quality.record_stage_run(lake, result, started_at, "0 = 0 + 0 + 0 + 0", True, "no new rows")
+    return result
+
+
 def run_silver(
     lake: Lake,
     reprocess_quarantine: bool = False,
@@ -148,10 +158,7 @@ def run_silver(
     mode = "reprocess_quarantine" if reprocess_quarantine else "incremental"
     result = StageResult(STAGE, run_id, versions=dict(source.versions), details={"mode": mode})
     if source.rows is None:
-        result.counts = dict.fromkeys(["bronze_read", "silver_written", "quarantined", "duplicates", "superseded"], 0)
-        result.details |= {"quarantined_by_rule": {}, "rules": [], "message": "no new rows"}
-        quality.record_stage_run(lake, result, started_at, "0 = 0 + 0 + 0 + 0", True, "no new rows")
-        return result
+        return _no_rows(lake, result, started_at, None)
     ensure_table(lake, TARGET, SILVER_TRIPS)
     ensure_table(lake, QUARANTINE, q.QUARANTINE)
     supersede = bool(lake.conf.require("silver.supersede_republished")) and not reprocess_quarantine
@@ -160,6 +167,8 @@ def run_silver(
     read = source.rows.count()  # what the change feed (or the quarantine) gave, counted once at the read
     phases["read_count"] = time.perf_counter() - mark
     say(f"read {read:,} rows ({mode})")
+    if read == 0:  # commits without inserted rows (OPTIMIZE, a delete) or no open quarantine: nothing to check
+        return _no_rows(lake, result, started_at, None if reprocess_quarantine else source.versions[SOURCE])
     passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede)
     write_plan = None
     try:
