@@ -143,16 +143,19 @@ def _logged(run_id: str, name: str, content_hash: str, status: str, second: int)
     }
 
 
+MONTH = "yellow_tripdata_2019-01.csv"
+
+
 def test_the_ingest_log_reads_the_same_with_delta_rs_as_with_spark(lake, monkeypatch):
     lake.append_records(
-        INGEST_LOG, [_logged("r1", "a.csv", "h1", "ingested", 1), _logged("r1", "b.csv", None, "failed", 1)]
+        INGEST_LOG, [_logged("r1", MONTH, "h1", "ingested", 1), _logged("r1", "b.csv", None, "failed", 1)]
     )
-    lake.append_records(INGEST_LOG, [_logged("r2", "a.csv", "h2", "ingested", 2)])  # a.csv republished
+    lake.append_records(INGEST_LOG, [_logged("r2", MONTH, "h2", "ingested", 2)])  # republished in another folder
     tracker = lake.spark.sparkContext.statusTracker()
     jobs = set(tracker.getJobIdsForGroup())
     fast = (ingest_log.ingested(lake), ingest_log.latest_hash_by_file(lake), ingest_log.ingested_hashes(lake))
     assert set(tracker.getJobIdsForGroup()) == jobs
-    assert fast[1:] == ({"a.csv": "h2"}, {"h1", "h2"})
+    assert fast[1:] == ({"yellow_tripdata_2019-01": "h2"}, {"h1", "h2"})
 
     def unreadable(*_):
         raise DeltaProtocolError("a reader feature delta-rs lacks")

@@ -24,6 +24,8 @@ PARQUET_CHECK_ROWS = 256 * 1024
 # yyyy-MM (or yyyy_MM, or yyyy-MM-dd) in a file name, not part of a longer number.
 SOURCE_MONTH = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_](0[1-9]|1[0-2])(?!\d)")
 DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+TAXI_WORD = re.compile(r"(?<![a-z])(yellow|green|fhvhv|fhv)(?![a-z])")
+ENCODINGS = (".gz", ".csv", ".parquet")  # stripped, in this order, from a name to compare files across encodings
 
 
 def source_month(location: str) -> str | None:
@@ -32,6 +34,26 @@ def source_month(location: str) -> str | None:
     name = location.rstrip("/").rsplit("/", 1)[-1]
     matches = SOURCE_MONTH.findall(name)
     return f"{matches[-1][0]}-{matches[-1][1]}" if matches else None
+
+
+def file_identity(location: str | None) -> str | None:
+    """Which file a landed file is a version of, across republications.
+
+    A name that says which taxi and which period (yellow_tripdata_2019-03.csv, green_tripdata_2019-01-05.parquet) is
+    that file wherever it lands: TLC republishes a month under the same name, often into another dated landing
+    folder, and .csv, .csv.gz and .parquet of it are one file in other encodings. Any other name
+    (green_tripdata.csv under 2018/10/ and 2018/11/, or 2019-01.csv under yellow/ and green/) is a version of the
+    file at the same place only: its folder is part of what it is.
+    """
+    if location is None:
+        return None
+    folder, _, name = location.rstrip("/").rpartition("/")
+    stem = name.lower()
+    for suffix in ENCODINGS:
+        stem = stem.removesuffix(suffix)
+    if SOURCE_MONTH.search(stem) and TAXI_WORD.search(stem):
+        return stem
+    return f"{folder}/{stem}"
 
 
 @dataclass(frozen=True)

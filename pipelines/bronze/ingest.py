@@ -25,6 +25,7 @@ from pipelines.bronze.files import (
     delimiter_hint,
     describe,
     expand_paths,
+    file_identity,
     parquet_rows,
     read_header,
 )
@@ -142,13 +143,13 @@ def land(lake: Lake, planned: list[PlannedFile], run_id: str, say: Callable[[str
     """Lands the files not yet in bronze; a batch that fails on a file's content is retried file by file.
 
     Returns {"version": bronze version or None, "landed": [...], "skipped": [...], "failed": {hash: reason},
-    "empty": [...], "commits": [(version, {hash: data rows})]}. Runs inside the conflict retry: everything is decided
-    again from bronze's current state.
+    "empty": [...], "commits": [(version, {hash: data rows})], "committed": hashes in bronze before the run}.
+    Runs inside the conflict retry: everything is decided again from bronze's current state.
     """
     committed = committed_hashes(lake)
     todo = [p for p in planned if p.source.content_hash not in committed]
     outcome = {"version": None, "landed": [], "skipped": [p for p in planned if p not in todo], "failed": {}}
-    outcome["empty"], outcome["commits"] = [], []
+    outcome["empty"], outcome["commits"], outcome["committed"] = [], [], committed
     batches = [todo]
     while batches:
         batch = batches.pop(0)
@@ -184,7 +185,6 @@ def run_ingest(
     run_id = run_id or new_run_id("ingest")
     say = Progress("ingest", progress)
     locations = expand_paths(paths)
-    previous_hash = ingest_log.latest_hash_by_file(lake)
     log = ingest_log.RunLog(run_id)
     planned: list[PlannedFile] = []
     seen: set[str] = set()
@@ -201,13 +201,27 @@ def run_ingest(
         planned.append(plan)
         say(f"[{index}/{len(locations)}] reading: {location} ({plan.mapping.taxi_type})")
 
-    outcome = {"version": None, "landed": [], "skipped": [], "failed": {}, "empty": [], "commits": []}
+    outcome = {
+        "version": None,
+        "landed": [],
+        "skipped": [],
+        "failed": {},
+        "empty": [],
+        "commits": [],
+        "committed": None,
+    }
     if planned:
         retry = lambda attempt, exc: say(f"bronze commit conflict (attempt {attempt}); retrying: {exc}")  # noqa: E731
         outcome = delta.retry_on_conflict(lambda: land(lake, planned, run_id, say), on_retry=retry)
+    committed = committed_hashes(lake) if outcome["committed"] is None else outcome["committed"]
     logged = ingest_log.ingested_hashes(lake)
-    unlogged = [p for p in outcome["skipped"] if p.source.content_hash not in logged]
-    in_bronze = ingest_log.counts_in_bronze(lake, [p.source.content_hash for p in unlogged])
+    # Files bronze holds that the log does not (a run killed between its bronze commit and its log write): found
+    # whether or not they are passed again, so a republished version of one knows what it replaces.
+    lost = ingest_log.landed_files(lake, sorted(committed - logged))
+    previous_hash = ingest_log.latest_hash_by_file(lake, lost)
+    unlogged = [p.source.content_hash for p in outcome["skipped"] if p.source.content_hash not in logged]
+    in_bronze = {h: (f.rows, f.corrupt_rows, f.run_id) for h, f in lost.items()}
+    in_bronze.update(ingest_log.counts_in_bronze(lake, [h for h in unlogged if h not in lost]))
     in_bronze.update(ingest_log.landed_counts(lake, outcome["commits"], run_id))
     for plan in planned:
         content_hash = plan.source.content_hash
@@ -219,7 +233,7 @@ def run_ingest(
         elif content_hash not in in_bronze:
             log.add(plan.source.location, plan.source, "duplicate", "same content already ingested")
         else:
-            replaced = previous_hash.get(plan.source.location.rstrip("/").rsplit("/", 1)[-1])
+            replaced = previous_hash.get(file_identity(plan.source.location))
             replaced = replaced if replaced != content_hash else None
             notes = [f"new version of a file ingested before (previous hash {replaced[:12]})"] if replaced else []
             if landed_by != run_id:
@@ -233,6 +247,23 @@ def run_ingest(
                 rows,
                 corrupt_rows,
                 replaced,
+                lost.get(content_hash),
+            )
+    passed = {p.source.content_hash for p in planned}
+    for content_hash, landed in sorted(lost.items(), key=lambda item: item[1].landed_at):
+        if content_hash not in passed:
+            reason = f"recovered: landed in bronze by run {landed.run_id}, whose log entry was lost"
+            log.add(
+                landed.source_file,
+                None,
+                "ingested",
+                reason,
+                landed.taxi_type,
+                landed.rows,
+                landed.corrupt_rows,
+                None,
+                landed,
+                content_hash,
             )
     bronze_version = outcome["version"]
     log_version = ingest_log.write(lake, log, bronze_version)

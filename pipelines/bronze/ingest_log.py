@@ -3,13 +3,14 @@ landed is read from bronze.trips itself (its `_source_hash`), and a run repairs 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from pyspark.sql import functions as F
 
 from lake import Lake, changes
-from pipelines.bronze.files import SourceFile
+from pipelines.bronze.files import SourceFile, file_identity
 
 INGEST_LOG = "bronze.ingest_log"
 BRONZE = "bronze.trips"
@@ -21,13 +22,18 @@ def ingested_hashes(lake: Lake) -> set[str]:
     return {row["content_hash"] for row in ingested(lake)}
 
 
-def ingested(lake: Lake) -> list[dict]:
+def ingested(lake: Lake, statuses: tuple[str, ...] = ("ingested",)) -> list[dict]:
     """The log's rows of ingested files (content_hash, source_file, logged_at in UTC): one per file version landed,
-    a small table, read without a Spark job where delta-rs can."""
+    a small table, read without a Spark job where delta-rs can. `statuses` may add "duplicate": files whose content
+    had landed already (the same file passed again, or a copy under another name)."""
     if not lake.exists(INGEST_LOG):
         return []
     rows = lake.rows(INGEST_LOG, ["status", "content_hash", "source_file", "logged_at"])
-    rows = [row for row in rows if row["status"] == "ingested" and row["logged_at"] is not None]
+    rows = [
+        row
+        for row in rows
+        if row["status"] in statuses and row["logged_at"] is not None and row["content_hash"] is not None
+    ]
     for row in rows:  # naive when Spark read it: the local time zone, as PySpark gives it
         row["logged_at"] = row["logged_at"].astimezone(timezone.utc)
     return rows
@@ -35,15 +41,42 @@ def ingested(lake: Lake) -> list[dict]:
 
 def counts_in_bronze(lake: Lake, hashes: list[str]) -> dict[str, tuple[int, int, str]]:
     """Per content hash: (rows, malformed rows, the run that landed it), as committed in bronze.trips."""
+    return {h: (f.rows, f.corrupt_rows, f.run_id) for h, f in landed_files(lake, hashes).items()}
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    """One file version as bronze.trips holds it: what a log entry lost in a crash is rebuilt from."""
+
+    source_file: str
+    taxi_type: str | None
+    rows: int
+    corrupt_rows: int
+    run_id: str
+    landed_at: datetime  # UTC
+
+
+def landed_files(lake: Lake, hashes: list[str]) -> dict[str, LandedFile]:
+    """Per content hash, the file version bronze.trips holds (one aggregation over the hashes' rows)."""
     if not hashes or not lake.exists(BRONZE):
         return {}
     counted = (
         lake.read(BRONZE)
         .where(F.col("_source_hash").isin(hashes))
         .groupBy("_source_hash")
-        .agg(F.count(F.lit(1)).alias("rows"), F.count("_corrupt_record").alias("corrupt"), F.max("_run_id"))
+        .agg(
+            F.min("_source_file"),
+            F.min("taxi_type"),
+            F.count(F.lit(1)),
+            F.count("_corrupt_record"),
+            F.max("_run_id"),
+            F.max("_ingested_at"),
+        )
     )
-    return {r[0]: (int(r[1]), int(r[2]), r[3]) for r in counted.collect()}
+    return {
+        r[0]: LandedFile(r[1], r[2], int(r[3]), int(r[4]), r[5], r[6].astimezone(timezone.utc))
+        for r in counted.collect()
+    }
 
 
 def landed_counts(
@@ -84,17 +117,20 @@ def _counts_from_stats(lake: Lake, commits: list[tuple[int, dict[str, int]]]) ->
     return counted
 
 
-def latest_hash_by_file(lake: Lake) -> dict[str, str]:
-    """For each file name ingested before, the hash of its latest ingested version.
-
-    Keyed by the base name, not the path: a republished TLC file keeps its name but may land in another dated folder.
-    """
-    latest: dict[str, dict] = {}
-    for row in ingested(lake):
-        name = row["source_file"].rsplit("/", 1)[-1]
-        if name not in latest or row["logged_at"] > latest[name]["logged_at"]:
-            latest[name] = row
-    return {name: row["content_hash"] for name, row in latest.items()}
+def latest_hash_by_file(
+    lake: Lake, recovered: dict[str, LandedFile] | None = None, statuses: tuple[str, ...] = ("ingested",)
+) -> dict[str, str]:
+    """For each file ingested before (by `file_identity`: a republished TLC file may land in another dated folder),
+    the hash of its latest ingested version; `recovered` adds versions bronze holds whose log entries were lost.
+    With statuses ("ingested", "duplicate"): the latest content each file was published with, landed or not."""
+    versions = [(r["source_file"], r["logged_at"], r["content_hash"]) for r in ingested(lake, statuses)]
+    versions += [(f.source_file, f.landed_at, h) for h, f in (recovered or {}).items()]
+    latest: dict[str, tuple[datetime, str]] = {}
+    for source_file, logged_at, content_hash in versions:
+        identity = file_identity(source_file)
+        if identity not in latest or logged_at > latest[identity][0]:
+            latest[identity] = (logged_at, content_hash)
+    return {identity: content_hash for identity, (_, content_hash) in latest.items()}
 
 
 class RunLog:
@@ -103,6 +139,7 @@ class RunLog:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.entries: list[dict[str, Any]] = []
+        self.dated: dict[int, datetime] = {}  # entry index -> when its file landed, for entries of earlier runs
 
     def add(
         self,
@@ -114,11 +151,16 @@ class RunLog:
         rows: int = 0,
         corrupt_rows: int = 0,
         replaces_hash: str | None = None,
+        landed: LandedFile | None = None,
+        content_hash: str | None = None,
     ) -> None:
+        """One entry; `landed` dates it when its file landed (an entry a crash lost, rebuilt from bronze)."""
+        if landed is not None:
+            self.dated[len(self.entries)] = landed.landed_at
         self.entries.append(
             {
                 "source_file": location,
-                "content_hash": source.content_hash if source else None,
+                "content_hash": source.content_hash if source else content_hash,
                 "size_bytes": source.size_bytes if source else None,
                 "taxi_type": taxi_type,
                 "status": status,
@@ -154,9 +196,9 @@ def write(lake: Lake, log: RunLog, bronze_version: int | None) -> int | None:
         {
             **entry,
             "run_id": log.run_id,
-            "bronze_version": bronze_version if entry["status"] == "ingested" else None,
-            "logged_at": logged_at,
+            "bronze_version": bronze_version if entry["status"] == "ingested" and index not in log.dated else None,
+            "logged_at": log.dated.get(index, logged_at),
         }
-        for entry in log.entries
+        for index, entry in enumerate(log.entries)
     ]
     return lake.append_records(INGEST_LOG, rows, user_metadata=log.run_id)

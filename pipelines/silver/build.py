@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -11,15 +10,11 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from lake.expressions import reused
+from pipelines.bronze.files import file_identity
 from pipelines.common import materialize, release
 from pipelines.rules import Rule, signature, violations
 from pipelines.silver import quarantine as q
 from pipelines.silver.transform import RAW, prepare_batch, with_row_ids
-
-
-def file_identity(source_file: str | None) -> str | None:
-    """A source file's identity across republications: its base name (the landing folder does not count)."""
-    return None if source_file is None else posixpath.basename(source_file.rstrip("/"))
 
 
 @dataclass(frozen=True)
@@ -146,13 +141,26 @@ def file_versions(groups: list[FileCounts]) -> list[FileVersion]:
     ]
 
 
+def protected_hashes(files: list[FileVersion], published: dict[str, str] | None) -> set[str]:
+    """Hashes that are the latest content of a file outside the batch (`published`: file identity -> latest hash):
+    the same bytes landed once under one name and were also published under another, which still holds them."""
+    in_batch = {v.identity for v in files}
+    return {h for identity, h in (published or {}).items() if identity not in in_batch}
+
+
 def build_silver(
-    bronze: DataFrame, zones: DataFrame, rules: list[Rule], run_id: str, supersede: bool = True
+    bronze: DataFrame,
+    zones: DataFrame,
+    rules: list[Rule],
+    run_id: str,
+    supersede: bool = True,
+    published: dict[str, str] | None = None,
 ) -> tuple[DataFrame, DataFrame, BatchStats]:
     """bronze.trips rows -> (passing rows, silver.quarantine rows, stats).
 
-    Rules must be bound (`Rule.bound`). With `supersede`, rows of an older version of a file (same base name,
-    another content hash, ingested earlier) are left out when the batch holds a newer one. The passing rows are the
+    Rules must be bound (`Rule.bound`). With `supersede`, rows of an older version of a file (same `file_identity`,
+    another content hash, ingested earlier) are left out when the batch holds a newer one, unless another file still
+    holds that content (`protected_hashes` of `published`). The passing rows are the
     typed batch's rows no drop rule rejects, each with its ROW_ID; deduplicating them by trip_key and leaving out the
     trips silver already has is the writer's plan (pipelines.silver.write). The typed batch is materialized once
     (rules, GE and both outputs read it), with the raw text (`_raw`) only on rows a drop rule rejects: call
@@ -165,7 +173,8 @@ def build_silver(
     groups = batch_counts(flagged, rules, drop_rules)
     files = file_versions(groups)
     newest = {v.source_hash for v in newest_versions(files).values()} if supersede else None
-    old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest})
+    keep = protected_hashes(files, published)
+    old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest | keep})
     kept = flagged.where(~F.col("_source_hash").isin(old)) if old else flagged
     per_rule, totals = summed([g for g in groups if g.version.source_hash not in old], rules)
     superseded = sum(v.rows for v in files if v.source_hash in old)

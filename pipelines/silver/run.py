@@ -169,7 +169,8 @@ def run_silver(
     say(f"read {read:,} rows ({mode})")
     if read == 0:  # commits without inserted rows (OPTIMIZE, a delete) or no open quarantine: nothing to check
         return _no_rows(lake, result, started_at, None if reprocess_quarantine else source.versions[SOURCE])
-    passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede)
+    latest = w.published(lake) if supersede else None
+    passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede, latest)
     write_plan = None
     try:
         phases["build"] = time.perf_counter() - mark - phases["read_count"]
@@ -179,7 +180,7 @@ def run_silver(
         phases["great_expectations"] = time.perf_counter() - mark
         say(f"Great Expectations suite: {'passed' if verdict.success else 'failed'}")
         mark = time.perf_counter()
-        retire = w.superseded_hashes(lake, stats) if supersede else []
+        retire = w.superseded_hashes(lake, stats, latest) if supersede else []
         if reprocess_quarantine:
             drop_rules = [r.name for r in rules if r.action == "drop"]
             released = q.released_rows(source.quarantine_snapshot, stats.flagged, drop_rules, run_id)

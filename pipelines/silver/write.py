@@ -21,7 +21,7 @@ from pipelines.common import materialize, release
 from pipelines.days import day_filter, day_predicate
 from pipelines.silver import dedupe
 from pipelines.silver import quarantine as q
-from pipelines.silver.build import BatchStats, file_identity, newest_versions
+from pipelines.silver.build import BatchStats, file_identity, newest_versions, protected_hashes
 from pipelines.silver.transform import ROW_ID, to_silver
 
 TARGET, QUARANTINE = "silver.trips", "silver.quarantine"
@@ -43,18 +43,24 @@ class WritePlan:
         release(self._cached)
 
 
-def superseded_hashes(lake: Lake, stats: BatchStats) -> list[str]:
-    """Hashes of earlier versions of the batch's files (same base name) that bronze.ingest_log recorded."""
+def published(lake: Lake) -> dict[str, str]:
+    """Per file identity, the content it was last published with (landed, or a copy of content landed before)."""
+    return ingest_log.latest_hash_by_file(lake, statuses=("ingested", "duplicate"))
+
+
+def superseded_hashes(lake: Lake, stats: BatchStats, latest: dict[str, str] | None = None) -> list[str]:
+    """Hashes of earlier versions of the batch's files (same `file_identity`) that bronze.ingest_log recorded, but
+    none that is still the latest content of another file (`latest`: `published`)."""
     newest = newest_versions(stats.files)
     rows = [r for r in ingest_log.ingested(lake) if file_identity(r["source_file"]) in newest]
     logged_at = {r["content_hash"]: r["logged_at"] for r in rows}
     old = set(stats.superseded_hashes)
     for row in rows:
-        latest = newest[file_identity(row["source_file"])].source_hash
-        latest_at = logged_at.get(latest, datetime.max.replace(tzinfo=timezone.utc))
-        if row["content_hash"] != latest and (row["logged_at"] is None or row["logged_at"] <= latest_at):
+        latest_hash = newest[file_identity(row["source_file"])].source_hash
+        latest_at = logged_at.get(latest_hash, datetime.max.replace(tzinfo=timezone.utc))
+        if row["content_hash"] != latest_hash and (row["logged_at"] is None or row["logged_at"] <= latest_at):
             old.add(row["content_hash"])
-    return sorted(old)
+    return sorted(old - protected_hashes(stats.files, latest))
 
 
 def _mark_present(rows: DataFrame, existing: DataFrame, keys: list[str]) -> DataFrame:
@@ -188,4 +194,4 @@ def commit(lake: Lake, write: WritePlan, reprocess: bool, versions: dict[str, in
     return committed
 
 
-__all__ = ["WritePlan", "commit", "day_predicate", "plan", "superseded_hashes"]
+__all__ = ["WritePlan", "commit", "day_predicate", "plan", "published", "superseded_hashes"]

@@ -1,0 +1,105 @@
+"""Which landed files are versions of one another: a TLC-named month is one file in any folder; any other name is
+one file at one place; a crash that loses a log entry, or content also published under another name, retires
+nothing it should not and keeps nothing twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from lake import Lake, load_conf
+from pipelines.bronze import ingest_log, run_ingest
+from pipelines.bronze.files import file_identity
+from pipelines.silver import run_silver
+
+HEADER = (
+    "vendor_id,pickup_datetime,dropoff_datetime,passenger_count,trip_distance,rate_code_id,store_and_fwd_flag,"
+    "pickup_location_id,dropoff_location_id,payment_type,fare_amount,extra,mta_tax,tip_amount,tolls_amount,"
+    "improvement_surcharge,total_amount,congestion_surcharge"
+)
+KEPT = "1,2019-03-01 18:43:31,2019-03-01 18:48:42,2,1.1,1,N,143,238,1,6.0,3.5,0.5,1.55,0.0,0.3,11.85,2.5"
+DROPPED = "1,2019-03-05 09:00:00,2019-03-05 09:10:00,1,1.5,1,N,236,237,2,8.0,0.0,0.5,0.0,0.0,0.3,8.8,0.0"
+ADDED = "2,2019-03-07 10:00:00,2019-03-07 10:30:00,1,5.0,1,N,132,236,1,20.0,0.0,0.5,0.0,0.0,0.3,20.8,0.0"
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        ("/l/2019-04-01/yellow_tripdata_2019-03.csv", "/l/2019-04-15/yellow_tripdata_2019-03.csv", True),
+        ("/l/yellow_tripdata_2019-03.csv", "s3a://b/x/yellow_tripdata_2019-03.parquet", True),
+        ("/l/green_tripdata_2019-03.csv.gz", "/m/GREEN_tripdata_2019-03.csv", True),
+        ("/l/yellow_tripdata_2019-03-05.csv", "/m/yellow_tripdata_2019-03-05.csv", True),
+        ("/l/yellow_tripdata_2019-03.csv", "/l/green_tripdata_2019-03.csv", False),
+        ("/l/yellow_tripdata_2019-03.csv", "/l/yellow_tripdata_2019-04.csv", False),
+        ("/l/yellow_tripdata_sample_2019-01.csv", "/l/r/yellow_tripdata_7500_lines_sample_2019-01.csv", False),
+        ("/n/2018/10/green_tripdata.csv", "/n/2018/11/green_tripdata.csv", False),
+        ("/l/yellow/2019-01.csv", "/l/green/2019-01.csv", False),
+        ("/l/trips.csv", "/m/trips.csv", False),
+        ("/l/trips.csv", "/l/trips.csv.gz", True),
+    ],
+)
+def test_file_identity_is_the_tlc_name_or_else_the_place(first, second, same):
+    assert (file_identity(first) == file_identity(second)) is same
+
+
+def lake_at(spark, root: Path) -> Lake:
+    return Lake(load_conf("test", overrides={"lake.root": str(root)}), spark)
+
+
+def write(path: Path, lines: list[str]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    return str(path)
+
+
+def test_same_named_files_in_dated_folders_without_a_period_in_the_name_are_all_kept(spark, samples, tmp_path):
+    """The real nested sample: 2018/10, 2018/11 and 2018/12 each hold a green_tripdata.csv of their own month."""
+    lake = lake_at(spark, tmp_path / "lake")
+    run_ingest(lake, [str(samples / "green" / "nested_directories_time")])
+    result = run_silver(lake)
+    counts = result.counts
+    assert counts["bronze_read"] == 15 and counts["superseded"] == 0 and result.details["retired_hashes"] == []
+    assert counts["silver_written"] + counts["quarantined"] + counts["duplicates"] == 15
+    months = {r[0] for r in lake.read("silver.trips").select(F.date_format("pickup_ts", "yyyy-MM")).collect()}
+    assert {"2018-10", "2018-11", "2018-12"} <= months
+
+
+def test_a_republished_file_retires_a_version_whose_log_entry_a_crash_lost(spark, tmp_path, monkeypatch):
+    lake = lake_at(spark, tmp_path / "lake")
+    old = write(tmp_path / "2019-04-01" / "yellow_tripdata_2019-03.csv", [KEPT, DROPPED])
+    monkeypatch.setattr(ingest_log, "write", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("killed")))
+    with pytest.raises(ConnectionError):
+        run_ingest(lake, [old])
+    monkeypatch.undo()
+    assert not lake.exists("bronze.ingest_log")
+    run_silver(lake)
+
+    new = write(tmp_path / "2019-04-15" / "yellow_tripdata_2019-03.csv", [KEPT, ADDED])
+    landed = run_ingest(lake, [new])  # the old file is not passed again
+    entries = {e["source_file"]: e for e in landed.details["files"]}
+    assert "recovered" in entries[old]["reason"] and entries[old]["status"] == "ingested"
+    assert entries[new]["replaces_hash"] == entries[old]["content_hash"]
+    second = run_silver(lake)
+    assert second.details["retired_hashes"] == [entries[old]["content_hash"]]
+    trips = sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
+    assert trips == [1, 7]  # the trip the new version dropped is gone, none twice
+
+
+def test_content_still_published_under_another_name_is_not_retired(spark, tmp_path):
+    lake = lake_at(spark, tmp_path / "lake")
+    original = write(tmp_path / "x" / "trips.csv", [KEPT, DROPPED])
+    copy = tmp_path / "y" / "trips.csv"
+    copy.parent.mkdir()
+    copy.write_bytes(Path(original).read_bytes())
+    first = run_ingest(lake, [original, str(copy)])
+    assert first.counts["ingested_files"] == 1 and first.counts["duplicate_files"] == 1
+    run_silver(lake)
+
+    write(tmp_path / "x" / "trips.csv", [KEPT, ADDED])  # x/trips.csv republished; y/trips.csv still holds DROPPED
+    run_ingest(lake, [original])
+    second = run_silver(lake)
+    assert second.details["retired_hashes"] == [] and second.counts["superseded"] == 0
+    trips = sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
+    assert trips == [1, 5, 7]
