@@ -163,6 +163,8 @@ def test_a_run_stopped_between_the_silver_and_quarantine_commits_reruns_without_
     assert lake.watermark("silver", "bronze.trips") is None
     rerun = run_silver(lake)
     assert fingerprint(lake) == clean
-    assert rerun.counts["silver_written"] == 0 and rerun.counts["duplicates_in_silver"] == clean["trips"][0]
+    # No watermark yet: the rerun starts silver over from bronze (as after a restore), emptying what the first wrote.
+    assert rerun.details["cleared"] == {"silver.trips": clean["trips"][0], "silver.quarantine": 0}
+    assert rerun.counts["silver_written"] == clean["trips"][0] and rerun.counts["duplicates_in_silver"] == 0
     run_silver(lake)  # nothing new: the watermark moved only after both commits
     assert fingerprint(lake) == clean

@@ -103,3 +103,36 @@ def test_content_still_published_under_another_name_is_not_retired(spark, tmp_pa
     assert second.details["retired_hashes"] == [] and second.counts["superseded"] == 0
     trips = sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
     assert trips == [1, 5, 7]
+
+
+def test_an_earlier_version_published_again_replaces_the_latest(spark, tmp_path):
+    from lake.doctor import OK, check_accounting
+
+    name = "yellow_tripdata_2019-03.csv"
+    a = write(tmp_path / "2019-04-01" / name, [KEPT, DROPPED])
+    b = write(tmp_path / "2019-04-15" / name, [KEPT, ADDED])
+    a_again = tmp_path / "2019-05-01" / name
+    a_again.parent.mkdir()
+    a_again.write_bytes(Path(a).read_bytes())
+
+    def days(lake: Lake) -> list[int]:
+        return sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
+
+    stepwise, together = lake_at(spark, tmp_path / "stepwise"), lake_at(spark, tmp_path / "together")
+    for path in (a, b, str(a_again)):
+        run_ingest(stepwise, [path])
+        run_silver(stepwise)
+        run_ingest(together, [path])
+    assert days(stepwise) == [1, 5]  # A's trips, not B's
+    third = stepwise.read("quality.stage_runs").where(F.col("stage") == "silver").orderBy("finished_at").collect()[-1]
+    assert third.counts["reinstated"] == 2 and third.counts["retired_trips"] == 2
+    assert check_accounting(stepwise).status == OK, check_accounting(stepwise).detail
+    again = run_ingest(stepwise, [str(a_again)])
+    assert again.counts["duplicate_files"] == 1 and again.counts["reinstated_files"] == 0
+    assert run_silver(stepwise).counts.get("reinstated", 0) == 0 and days(stepwise) == [1, 5]
+
+    logged = together.read("bronze.ingest_log").where(F.col("status") == "reinstated").collect()
+    assert len(logged) == 1 and logged[0].rows == 2
+    run_silver(together)  # all three publications in one batch
+    assert days(together) == [1, 5]
+    assert check_accounting(together).status == OK, check_accounting(together).detail

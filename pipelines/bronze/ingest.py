@@ -25,10 +25,10 @@ from pipelines.bronze.files import (
     delimiter_hint,
     describe,
     expand_paths,
-    file_identity,
     parquet_rows,
     read_header,
 )
+from pipelines.bronze.outcome import log_outcome
 from pipelines.bronze.rows import (
     CORRUPT,
     UNKNOWN_MONTH,
@@ -214,57 +214,7 @@ def run_ingest(
         retry = lambda attempt, exc: say(f"bronze commit conflict (attempt {attempt}); retrying: {exc}")  # noqa: E731
         outcome = delta.retry_on_conflict(lambda: land(lake, planned, run_id, say), on_retry=retry)
     committed = committed_hashes(lake) if outcome["committed"] is None else outcome["committed"]
-    logged = ingest_log.ingested_hashes(lake)
-    # Files bronze holds that the log does not (a run killed between its bronze commit and its log write): found
-    # whether or not they are passed again, so a republished version of one knows what it replaces.
-    lost = ingest_log.landed_files(lake, sorted(committed - logged))
-    previous_hash = ingest_log.latest_hash_by_file(lake, lost)
-    unlogged = [p.source.content_hash for p in outcome["skipped"] if p.source.content_hash not in logged]
-    in_bronze = {h: (f.rows, f.corrupt_rows, f.run_id) for h, f in lost.items()}
-    in_bronze.update(ingest_log.counts_in_bronze(lake, [h for h in unlogged if h not in lost]))
-    in_bronze.update(ingest_log.landed_counts(lake, outcome["commits"], run_id))
-    for plan in planned:
-        content_hash = plan.source.content_hash
-        rows, corrupt_rows, landed_by = in_bronze.get(content_hash, (0, 0, None))
-        if content_hash in outcome["failed"]:
-            log.add(plan.source.location, plan.source, "failed", outcome["failed"][content_hash])
-        elif plan in outcome["empty"]:
-            log.add(plan.source.location, plan.source, "failed", "no data rows (empty or header only)")
-        elif content_hash not in in_bronze:
-            log.add(plan.source.location, plan.source, "duplicate", "same content already ingested")
-        else:
-            replaced = previous_hash.get(file_identity(plan.source.location))
-            replaced = replaced if replaced != content_hash else None
-            notes = [f"new version of a file ingested before (previous hash {replaced[:12]})"] if replaced else []
-            if landed_by != run_id:
-                notes.append(f"recovered: landed in bronze by run {landed_by}, whose log entry was lost")
-            log.add(
-                plan.source.location,
-                plan.source,
-                "ingested",
-                "; ".join(notes) or None,
-                plan.mapping.taxi_type,
-                rows,
-                corrupt_rows,
-                replaced,
-                lost.get(content_hash),
-            )
-    passed = {p.source.content_hash for p in planned}
-    for content_hash, landed in sorted(lost.items(), key=lambda item: item[1].landed_at):
-        if content_hash not in passed:
-            reason = f"recovered: landed in bronze by run {landed.run_id}, whose log entry was lost"
-            log.add(
-                landed.source_file,
-                None,
-                "ingested",
-                reason,
-                landed.taxi_type,
-                landed.rows,
-                landed.corrupt_rows,
-                None,
-                landed,
-                content_hash,
-            )
+    log_outcome(lake, log, planned, outcome, committed)
     bronze_version = outcome["version"]
     log_version = ingest_log.write(lake, log, bronze_version)
     result = StageResult("ingest", run_id, counts=log.counts(), details={"files": log.entries})

@@ -14,6 +14,7 @@ from pipelines.bronze.files import SourceFile, file_identity
 
 INGEST_LOG = "bronze.ingest_log"
 BRONZE = "bronze.trips"
+LIVE = ("ingested", "reinstated")  # the statuses that make a content hash a file's current version
 STATS_PREFIX = 32  # characters of a string Delta keeps as min and max (dataSkippingStringPrefixLength)
 
 
@@ -118,11 +119,12 @@ def _counts_from_stats(lake: Lake, commits: list[tuple[int, dict[str, int]]]) ->
 
 
 def latest_hash_by_file(
-    lake: Lake, recovered: dict[str, LandedFile] | None = None, statuses: tuple[str, ...] = ("ingested",)
+    lake: Lake, recovered: dict[str, LandedFile] | None = None, statuses: tuple[str, ...] = LIVE
 ) -> dict[str, str]:
     """For each file ingested before (by `file_identity`: a republished TLC file may land in another dated folder),
     the hash of its latest ingested version; `recovered` adds versions bronze holds whose log entries were lost.
-    With statuses ("ingested", "duplicate"): the latest content each file was published with, landed or not."""
+    Statuses: LIVE (a version landed, or an earlier one published again); adding "duplicate" gives the latest content
+    each file was published with, landed or not."""
     versions = [(r["source_file"], r["logged_at"], r["content_hash"]) for r in ingested(lake, statuses)]
     versions += [(f.source_file, f.landed_at, h) for h, f in (recovered or {}).items()]
     latest: dict[str, tuple[datetime, str]] = {}
@@ -181,6 +183,7 @@ class RunLog:
             "ingested_files": len(ingested),
             "new_versions": sum(1 for e in ingested if e["replaces_hash"]),
             "duplicate_files": len(having("duplicate")),
+            "reinstated_files": len(having("reinstated")),
             "failed_files": len(having("failed")),
             "rows": sum(e["rows"] for e in ingested),
             "corrupt_rows": sum(e["corrupt_rows"] for e in ingested),

@@ -16,7 +16,7 @@ from pipelines import quality
 from pipelines.common import ExpectationFailed, Progress, StageError, StageResult, new_run_id
 from pipelines.rules import ACTIONS, Rule, load_rules
 from pipelines.schemas import SILVER_TRIPS
-from pipelines.silver import accounting
+from pipelines.silver import accounting, reinstate
 from pipelines.silver import quarantine as q
 from pipelines.silver import write as w
 from pipelines.silver.build import BatchStats, build_silver, rule_counts
@@ -54,6 +54,7 @@ class Source:
     rows: DataFrame | None
     versions: dict[str, int | None]
     quarantine_snapshot: DataFrame | None = None
+    read_again: int = 0  # rows of reinstated files read again (`pipelines.silver.reinstate`)
 
 
 def bronze_changes(lake: Lake) -> Source:
@@ -63,8 +64,12 @@ def bronze_changes(lake: Lake) -> Source:
     if latest is None:
         raise MissingInputError(f"{SOURCE} does not exist yet at {lake.path(SOURCE)}; run `lake ingest` first")
     after = lake.watermark(STAGE, SOURCE)
-    rows = None if after is not None and after >= latest else lake.read_changes(SOURCE, after, latest)
-    return Source(rows, {f"{SOURCE}@from": after, SOURCE: latest})
+    if after is None:  # a first run, or a rebuild (`lake restore` cleared the watermark): bronze as it is now
+        rows = lake.read(SOURCE, version=latest)
+    else:
+        rows = None if after >= latest else lake.read_changes(SOURCE, after, latest)
+    rows, read_again = reinstate.with_reinstated(lake, rows, reinstate.pending(lake), latest)
+    return Source(rows, {f"{SOURCE}@from": after, SOURCE: latest}, read_again=read_again)
 
 
 def open_quarantine(lake: Lake) -> Source:
@@ -159,6 +164,8 @@ def run_silver(
     result = StageResult(STAGE, run_id, versions=dict(source.versions), details={"mode": mode})
     if source.rows is None:
         return _no_rows(lake, result, started_at, None)
+    if not reprocess_quarantine and source.versions[f"{SOURCE}@from"] is None:
+        result.details["cleared"] = w.start_over(lake)
     ensure_table(lake, TARGET, SILVER_TRIPS)
     ensure_table(lake, QUARANTINE, q.QUARANTINE)
     supersede = bool(lake.conf.require("silver.supersede_republished")) and not reprocess_quarantine
@@ -187,6 +194,7 @@ def run_silver(
             rejected = released.unionByName(rejected)
         write_plan = w.plan(lake, passing, rejected, stats, retire, reprocess_quarantine, run_id)
         counts = accounting.counts(read, stats, write_plan.expected)
+        counts["reinstated"] = source.read_again
         result.counts, result.details["retired_hashes"] = counts, retire
         phases["plan"] = time.perf_counter() - mark
         say(f"planned: {counts.get('silver_written', 0):,} to silver, {counts.get('quarantined', 0):,} to quarantine")

@@ -45,15 +45,17 @@ class WritePlan:
 
 def published(lake: Lake) -> dict[str, str]:
     """Per file identity, the content it was last published with (landed, or a copy of content landed before)."""
-    return ingest_log.latest_hash_by_file(lake, statuses=("ingested", "duplicate"))
+    return ingest_log.latest_hash_by_file(lake, statuses=(*ingest_log.LIVE, "duplicate"))
 
 
 def superseded_hashes(lake: Lake, stats: BatchStats, latest: dict[str, str] | None = None) -> list[str]:
     """Hashes of earlier versions of the batch's files (same `file_identity`) that bronze.ingest_log recorded, but
     none that is still the latest content of another file (`latest`: `published`)."""
     newest = newest_versions(stats.files)
-    rows = [r for r in ingest_log.ingested(lake) if file_identity(r["source_file"]) in newest]
-    logged_at = {r["content_hash"]: r["logged_at"] for r in rows}
+    rows = [r for r in ingest_log.ingested(lake, ingest_log.LIVE) if file_identity(r["source_file"]) in newest]
+    logged_at: dict[str, datetime] = {}  # per hash, when it last became its file's current version
+    for row in rows:
+        logged_at[row["content_hash"]] = max(logged_at.get(row["content_hash"], row["logged_at"]), row["logged_at"])
     old = set(stats.superseded_hashes)
     for row in rows:
         latest_hash = newest[file_identity(row["source_file"])].source_hash
@@ -61,6 +63,22 @@ def superseded_hashes(lake: Lake, stats: BatchStats, latest: dict[str, str] | No
         if row["content_hash"] != latest_hash and (row["logged_at"] is None or row["logged_at"] <= latest_at):
             old.add(row["content_hash"])
     return sorted(old - protected_hashes(stats.files, latest))
+
+
+def start_over(lake: Lake) -> dict[str, int]:
+    """Empties silver.trips and silver.quarantine before a run without a watermark (a first run finds them empty).
+
+    A run has no watermark after `lake restore` of bronze.trips or of silver cleared it: it rebuilds silver from
+    bronze as it is now, and rows of files bronze no longer holds must not stay. One commit per table; history
+    keeps the rows, and the change feed shows them deleted, so gold recomputes their days. Returns the rows removed.
+    """
+    removed = {}
+    for table in (TARGET, QUARANTINE):
+        rows = lake.read(table).count() if lake.exists(table) else 0
+        if rows:
+            lake.overwrite(table, lake.empty(table))
+        removed[table] = rows
+    return removed
 
 
 def _mark_present(rows: DataFrame, existing: DataFrame, keys: list[str]) -> DataFrame:
@@ -194,4 +212,4 @@ def commit(lake: Lake, write: WritePlan, reprocess: bool, versions: dict[str, in
     return committed
 
 
-__all__ = ["WritePlan", "commit", "day_predicate", "plan", "published", "superseded_hashes"]
+__all__ = ["WritePlan", "commit", "day_predicate", "plan", "published", "start_over", "superseded_hashes"]
