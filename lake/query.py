@@ -1,7 +1,8 @@
 """`lake query`: read-only SQL over the catalog's layer.name tables, on DuckDB (fast path) or Spark, with time travel.
 
-The guard (lake.sqlguard) runs before either engine sees the statement, so both refuse the same statements. Each
-table reference may carry its own version: `gold.zone_daily@v3` in the SQL, or table_versions from the command line.
+The text guard (lake.sqlguard) runs before either engine sees the statement, so both refuse the same statements; on
+Spark, the plan Spark's own parser builds is checked too (lake.sqlplan) before anything runs. Each table reference
+may carry its own version: `gold.zone_daily@v3` in the SQL, or table_versions from the command line.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import pyarrow as pa
 
 from lake.catalog import LAYERS, Lake, TableSpec
 from lake.errors import QueryError, TableMissingError
-from lake.sqlguard import READ_STATEMENTS, QueryRefusedError, check_read_only, code_only
+from lake.sqlguard import READ_STATEMENTS, QueryRefusedError, Token, check_read_only, code_only, tokenize
 
 __all__ = ["READ_STATEMENTS", "QueryRefusedError", "check_read_only", "code_only", "run_query"]
 
 ENGINES = ("auto", "fast", "spark")
-_TABLE_NAME = re.compile(rf"(?<![\w.])({'|'.join(LAYERS)})\s*\.\s*([A-Za-z_]\w*)(@\w*)?", re.IGNORECASE)
+_TABLE_PART = re.compile(r"[A-Za-z_]\w*")
 _VERSION_SUFFIX = re.compile(r"@v(\d+)", re.IGNORECASE)
 SPARK_VIEW_PREFIX = "lake_query__"
 RUN_SQL_ON_FILES = "spark.sql.runSQLOnFiles"
@@ -48,12 +49,37 @@ class TableRead:
     moment: datetime | None = None
 
 
-def _references(sql: str) -> list[tuple[str, str, int | None, re.Match]]:
-    """(key, table, version in the SQL, match) for each layer.name[@vN] outside literals and comments."""
+def _is(token: Token | None, kind: str, text: str) -> bool:
+    return token is not None and token.kind == kind and token.text == text
+
+
+def _reference_at(sql: str, tokens: list[Token], i: int) -> tuple[str, str, int] | None:
+    """(layer.name, its suffix as written (@v3, or ""), end) when tokens[i:] start a table reference: parts bare or
+    quoted, not after a '.' (catalog.layer.name), a suffix written right after the name."""
+    before, first, dot, second, at, word = (tokens[j] if 0 <= j < len(tokens) else None for j in range(i - 1, i + 5))
+    if first.kind not in ("word", "quoted") or first.text.lower() not in LAYERS or _is(before, "symbol", "."):
+        return None
+    if not _is(dot, "symbol", ".") or second is None or second.kind not in ("word", "quoted"):
+        return None
+    if not _TABLE_PART.fullmatch(second.text):
+        return None
+    name = f"{first.text}.{second.text}".lower()
+    if not _is(at, "symbol", "@") or at.start != second.end:
+        return name, "", second.end
+    if word is not None and word.kind == "word" and word.start == at.end:
+        return name, sql[at.start : word.end], word.end
+    return name, "@", at.end
+
+
+def _references(sql: str) -> list[tuple[str, str, int | None, int, int]]:
+    """(key, table, version in the SQL, start, end) for each layer.name[@vN] outside literals and comments; either
+    part may be quoted (`gold`.`zone_daily`, "gold"."zone_daily")."""
     found = []
-    for match in _TABLE_NAME.finditer(code_only(sql)):
-        name = f"{match.group(1)}.{match.group(2)}".lower()
-        suffix = match.group(3)
+    tokens = tokenize(sql)[0]
+    for i, token in enumerate(tokens):
+        if (reference := _reference_at(sql, tokens, i)) is None:
+            continue
+        name, suffix, end = reference
         version = None
         if suffix:
             pinned = _VERSION_SUFFIX.fullmatch(suffix)
@@ -61,13 +87,13 @@ def _references(sql: str) -> list[tuple[str, str, int | None, re.Match]]:
                 raise QueryError(f"{name}{suffix}: a table version is written {name}@v<N>, e.g. {name}@v3")
             version = int(pinned.group(1))
         key = name if version is None else f"{name}@v{version}"
-        found.append((key, name, version, match))
+        found.append((key, name, version, token.start, end))
     return found
 
 
 def referenced_tables(sql: str, specs: dict[str, TableSpec]) -> list[str]:
     """The catalog tables sql names as layer.name (with or without @vN), in order of first use."""
-    return list(dict.fromkeys(name for _, name, _, _ in _references(sql) if name in specs))
+    return list(dict.fromkeys(name for _, name, *_ in _references(sql) if name in specs))
 
 
 def table_reads(
@@ -80,7 +106,7 @@ def table_reads(
     """What each reference reads: its @vN, else its table_versions entry, else version, else moment, else latest."""
     table_versions = {name.lower(): int(v) for name, v in (table_versions or {}).items()}
     reads: dict[str, TableRead] = {}
-    for key, name, pinned, _ in _references(sql):
+    for key, name, pinned, *_ in _references(sql):
         if name not in specs or key in reads:
             continue
         chosen = pinned if pinned is not None else table_versions.get(name, version)
@@ -94,10 +120,10 @@ def table_reads(
 def rewrite_names(sql: str, replacements: dict[str, str]) -> str:
     """Replaces layer.name[@vN] table references (keys as in TableRead.key) outside literals and comments."""
     parts, last = [], 0
-    for key, _, _, match in _references(sql):
+    for key, _, _, start, end in _references(sql):
         if key in replacements:
-            parts += [sql[last : match.start()], replacements[key]]
-            last = match.end()
+            parts += [sql[last:start], replacements[key]]
+            last = end
     return "".join(parts) + sql[last:]
 
 
@@ -167,6 +193,10 @@ def run_query(
             if engine == "fast":
                 raise QueryError(f"fast engine: {exc}; run it with --engine spark") from exc
             (notify or _to_stderr)(f"fast engine: {exc}; running the query on Spark")
+    from lake.sqlplan import check_spark_plan
+
+    views = spark_views(reads)  # Spark runs this very text (spark_query): its plan must be a query over the views
+    check_spark_plan(lake.spark, rewrite_names(statement, views), views.values())
     return QueryResult(spark_query(lake, statement, reads), "spark")
 
 
@@ -181,9 +211,16 @@ def spark_commits(lake: Lake, table: str) -> list[tuple[int, int]]:
     return [(int(row[0]), int(row[1])) for row in rows]
 
 
+def spark_views(reads: Mapping[str, TableRead]) -> dict[str, str]:
+    """The temporary view each table reference is read through on Spark (reference key -> view name)."""
+    return {key: SPARK_VIEW_PREFIX + key.replace(".", "__").replace("@", "__") for key in reads}
+
+
 def spark_query(lake: Lake, statement: str, reads: dict[str, TableRead]) -> pa.Table:
     """Runs the statement on Spark; each table reference becomes a temporary view read at its version.
 
+    Runs what run_query checked (rewrite_names(statement, spark_views(reads)), the same text): the checks are
+    run_query's. No catalog entry is made (only the temporary views, dropped afterwards) and
     spark.sql.runSQLOnFiles is off while the statement runs (format.`path` reads nothing), then restored: the
     session is shared with the stages.
     """
@@ -192,10 +229,9 @@ def spark_query(lake: Lake, statement: str, reads: dict[str, TableRead]) -> pa.T
     from lake.session import session_conf
 
     spark = lake.spark
+    views = spark_views(reads)
+    made = []
     try:
-        if not reads:  # SHOW TABLES IN gold and the like need the catalog names
-            lake.register_sql()
-        views = {}
         for key, read in reads.items():
             name = read.spec.full_name
             if not lake.exists(name):
@@ -205,12 +241,15 @@ def spark_query(lake: Lake, statement: str, reads: dict[str, TableRead]) -> pa.T
                 check_version(name, version, lake.version(name))
             elif read.moment is not None:
                 version = version_at(name, spark_commits(lake, name), read.moment)
-            views[key] = SPARK_VIEW_PREFIX + key.replace(".", "__").replace("@", "__")
             lake.read(name, version=version).createOrReplaceTempView(views[key])
+            made.append(views[key])
         with session_conf(spark, {RUN_SQL_ON_FILES: "false"}):
             return spark.sql(rewrite_names(statement, views)).toArrow()
     except (AnalysisException, IllegalArgumentException, ParseException) as exc:
         raise QueryError(f"Spark: {str(exc).strip().splitlines()[0]}") from exc
+    finally:
+        for view in made:
+            spark.catalog.dropTempView(view)
 
 
 def _family(data_type: pa.DataType) -> str:

@@ -26,11 +26,13 @@ WRITE_KEYWORDS = (
 PATH_FORMATS = frozenset(
     "text csv json parquet orc delta avro binaryfile xml jdbc libsvm image hive iceberg hudi file".split()
 )
-# Functions that read files, run SQL text, expose settings or secrets, or call into the JVM (either engine).
+# Functions that read files, run SQL text, expose settings, secrets or the lake's file paths, or call into the JVM
+# (either engine).
 REFUSED_FUNCTIONS = frozenset(
     """reflect java_method try_reflect from_protobuf to_protobuf read_files glob query query_table getenv
     load_extension sniff_csv which_secret checkpoint force_checkpoint json_execute_serialized_sql
-    python_map_function table_changes table_changes_by_path identifier""".split()
+    python_map_function table_changes table_changes_by_path identifier input_file_name input_file_block_start
+    input_file_block_length""".split()
 )
 REFUSED_PREFIXES = ("read_", "parquet_", "duckdb_", "pragma_", "sniff_", "iceberg_", "delta_", "sqlite_")
 REFUSED_SUFFIXES = ("_scan",)
@@ -187,6 +189,13 @@ def _check_tokens(tokens: list[Token]) -> None:
         before = tokens[i - 1] if i > 0 else None
         after = tokens[i + 1] if i + 1 < len(tokens) else None
         if token.kind in ("word", "quoted") and after is not None and (after.kind, after.text) == ("symbol", "("):
+            if token.text.lower() == "identifier":
+                argument = tokens[i + 2] if i + 2 < len(tokens) else None
+                named = f"'{argument.text}'" if argument is not None and argument.kind == "string" else "..."
+                raise QueryRefusedError(
+                    f"'{token.text}' ({token.text}({named})) is not allowed in lake query: write the name itself (a "
+                    "table as layer.table), so that the guard and --as-of see it"
+                )
             if refused_function(token.text):
                 raise QueryRefusedError(
                     f"function '{token.text}' is not allowed in lake query (it reads files, runs SQL text, "
