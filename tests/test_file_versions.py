@@ -104,6 +104,12 @@ def test_content_still_published_under_another_name_is_not_retired(spark, tmp_pa
     trips = sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
     assert trips == [1, 5, 7]
 
+    Path(original).write_bytes(copy.read_bytes())  # x/trips.csv goes back to its first content, which y holds
+    assert run_ingest(lake, [original]).counts["reinstated_files"] == 1
+    third = run_silver(lake)
+    trips = sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
+    assert trips == [1, 5] and len(third.details["retired_hashes"]) == 1
+
 
 def test_an_earlier_version_published_again_replaces_the_latest(spark, tmp_path):
     from lake.doctor import OK, check_accounting
@@ -119,10 +125,14 @@ def test_an_earlier_version_published_again_replaces_the_latest(spark, tmp_path)
         return sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
 
     stepwise, together = lake_at(spark, tmp_path / "stepwise"), lake_at(spark, tmp_path / "together")
+    late = lake_at(spark, tmp_path / "late")  # silver runs after A, then only after B and A again
     for path in (a, b, str(a_again)):
         run_ingest(stepwise, [path])
         run_silver(stepwise)
         run_ingest(together, [path])
+        run_ingest(late, [path])
+        if path == a:
+            run_silver(late)
     assert days(stepwise) == [1, 5]  # A's trips, not B's
     third = stepwise.read("quality.stage_runs").where(F.col("stage") == "silver").orderBy("finished_at").collect()[-1]
     assert third.counts["reinstated"] == 2 and third.counts["retired_trips"] == 2
@@ -136,3 +146,21 @@ def test_an_earlier_version_published_again_replaces_the_latest(spark, tmp_path)
     run_silver(together)  # all three publications in one batch
     assert days(together) == [1, 5]
     assert check_accounting(together).status == OK, check_accounting(together).detail
+    run_silver(late)
+    assert days(late) == [1, 5]
+    assert check_accounting(late).status == OK, check_accounting(late).detail
+
+
+def test_passing_the_landing_folder_again_publishes_no_earlier_version_again(spark, tmp_path):
+    """Routine: every day's ingestion is given the whole landing folder, which still holds the first version."""
+    landing, name = tmp_path / "landing", "yellow_tripdata_2019-03.csv"
+    write(landing / "2019-04-01" / name, [KEPT, DROPPED])
+    lake = lake_at(spark, tmp_path / "lake")
+    run_ingest(lake, [str(landing)])
+    run_silver(lake)
+    write(landing / "2019-04-15" / name, [KEPT, ADDED])
+    for _ in range(2):
+        again = run_ingest(lake, [str(landing)])
+        assert again.counts["reinstated_files"] == 0
+        run_silver(lake)
+        assert sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect()) == [1, 7]

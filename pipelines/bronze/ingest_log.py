@@ -118,21 +118,32 @@ def _counts_from_stats(lake: Lake, commits: list[tuple[int, dict[str, int]]]) ->
     return counted
 
 
+Version = tuple[datetime, str, str]  # (when, source_file, content_hash): versions of a file compare in this order
+
+
+def versions_by_file(
+    lake: Lake, recovered: dict[str, LandedFile] | None = None, statuses: tuple[str, ...] = LIVE
+) -> dict[str, list[Version]]:
+    """Per file (`file_identity`: a republished TLC file may land in another dated folder), its logged versions:
+    when each was logged (became current), where, and its hash. `recovered` adds versions bronze holds whose log
+    entries were lost, dated when they landed. Statuses: LIVE (a version landed, or an earlier one published again);
+    adding "duplicate" counts content published again under a name without landing."""
+    versions: dict[str, list[Version]] = {}
+    for row in ingested(lake, statuses):
+        entry = (row["logged_at"], row["source_file"], row["content_hash"])
+        versions.setdefault(file_identity(row["source_file"]), []).append(entry)
+    for content_hash, landed in (recovered or {}).items():
+        entry = (landed.landed_at, landed.source_file, content_hash)
+        versions.setdefault(file_identity(landed.source_file), []).append(entry)
+    return versions
+
+
 def latest_hash_by_file(
     lake: Lake, recovered: dict[str, LandedFile] | None = None, statuses: tuple[str, ...] = LIVE
 ) -> dict[str, str]:
-    """For each file ingested before (by `file_identity`: a republished TLC file may land in another dated folder),
-    the hash of its latest ingested version; `recovered` adds versions bronze holds whose log entries were lost.
-    Statuses: LIVE (a version landed, or an earlier one published again); adding "duplicate" gives the latest content
-    each file was published with, landed or not."""
-    versions = [(r["source_file"], r["logged_at"], r["content_hash"]) for r in ingested(lake, statuses)]
-    versions += [(f.source_file, f.landed_at, h) for h, f in (recovered or {}).items()]
-    latest: dict[str, tuple[datetime, str]] = {}
-    for source_file, logged_at, content_hash in versions:
-        identity = file_identity(source_file)
-        if identity not in latest or logged_at > latest[identity][0]:
-            latest[identity] = (logged_at, content_hash)
-    return {identity: content_hash for identity, (_, content_hash) in latest.items()}
+    """For each file ingested before, the hash of its latest version (`versions_by_file`; ties: the later path, then
+    the hash, as silver's `newest_versions` breaks them)."""
+    return {identity: max(versions)[2] for identity, versions in versions_by_file(lake, recovered, statuses).items()}
 
 
 class RunLog:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 
 from pyspark.sql import Column, DataFrame
@@ -15,6 +15,8 @@ from pipelines.common import materialize, release
 from pipelines.rules import Rule, signature, violations
 from pipelines.silver import quarantine as q
 from pipelines.silver.transform import RAW, prepare_batch, with_row_ids
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -31,15 +33,33 @@ class FileVersion:
         return file_identity(self.source_file)
 
 
-def newest_versions(files: list[FileVersion]) -> dict[str | None, FileVersion]:
-    """Per file identity, the version ingested last (ties: the later path, then the hash)."""
-    newest: dict[str | None, FileVersion] = {}
+def _utc(moment: datetime | None) -> datetime:
+    """Aware UTC (a naive time from Spark is local time, as PySpark gives it); None sorts first."""
+    return (moment or EPOCH).astimezone(timezone.utc)
+
+
+def newest_versions(files: list[FileVersion], logged: dict[str, list] | None = None) -> dict[str | None, FileVersion]:
+    """Per file identity, its newest version: the batch's versions dated when they landed or, if later, when
+    bronze.ingest_log says they became current (`logged`: `ingest_log.versions_by_file`; an earlier version published
+    again is current from then); ties: the later path, then the hash. A logged version outside the batch newer than
+    all of them is returned with no rows: every version of that file in the batch is then older."""
+    logged = logged or {}
+    became: dict[str, datetime] = {}
+    for versions in logged.values():
+        for at, _, content_hash in versions:
+            became[content_hash] = max(became.get(content_hash, at), at)
 
     def order(v: FileVersion) -> tuple:
-        return (v.ingested_at or datetime.min, v.source_file or "", v.source_hash or "")
+        at = max(_utc(v.ingested_at), became.get(v.source_hash or "", _utc(None)))
+        return (at, v.source_file or "", v.source_hash or "")
 
+    newest: dict[str | None, FileVersion] = {}
     for version in sorted(files, key=order):
         newest[version.identity] = version
+    for identity, version in list(newest.items()):
+        at, source_file, content_hash = max(logged.get(identity or "", [(_utc(None), "", "")]))
+        if content_hash and content_hash != version.source_hash and (at, source_file, content_hash) > order(version):
+            newest[identity] = FileVersion(content_hash, source_file, at, 0)
     return newest
 
 
@@ -55,6 +75,7 @@ class BatchStats:
     files: list[FileVersion]
     days: list[date | None] = field(default_factory=list)  # pickup days of the kept rows (None: rows without one)
     superseded_hashes: list[str] = field(default_factory=list)
+    newest: dict[str | None, FileVersion] = field(default_factory=dict)  # per file in the batch, its newest version
     flagged: DataFrame | None = None  # the typed, flagged rows that count (superseded versions left out)
     _cached: list[DataFrame] = field(default_factory=list)
 
@@ -155,12 +176,13 @@ def build_silver(
     run_id: str,
     supersede: bool = True,
     published: dict[str, str] | None = None,
+    logged: dict[str, list] | None = None,
 ) -> tuple[DataFrame, DataFrame, BatchStats]:
     """bronze.trips rows -> (passing rows, silver.quarantine rows, stats).
 
     Rules must be bound (`Rule.bound`). With `supersede`, rows of an older version of a file (same `file_identity`,
-    another content hash, ingested earlier) are left out when the batch holds a newer one, unless another file still
-    holds that content (`protected_hashes` of `published`). The passing rows are the
+    another content hash; `newest_versions` of the batch and the log, `logged`) are left out, unless another file
+    still holds that content (`protected_hashes` of `published`). The passing rows are the
     typed batch's rows no drop rule rejects, each with its ROW_ID; deduplicating them by trip_key and leaving out the
     trips silver already has is the writer's plan (pipelines.silver.write). The typed batch is materialized once
     (rules, GE and both outputs read it), with the raw text (`_raw`) only on rows a drop rule rejects: call
@@ -172,14 +194,17 @@ def build_silver(
     flagged = materialize(with_row_ids(flagged.withColumn(RAW, q.raw_if_rejected(drop_rules))))
     groups = batch_counts(flagged, rules, drop_rules)
     files = file_versions(groups)
-    newest = {v.source_hash for v in newest_versions(files).values()} if supersede else None
+    latest = newest_versions(files, logged)
+    newest = {v.source_hash for v in latest.values()} if supersede else None
     keep = protected_hashes(files, published)
     old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest | keep})
     kept = flagged.where(~F.col("_source_hash").isin(old)) if old else flagged
     per_rule, totals = summed([g for g in groups if g.version.source_hash not in old], rules)
     superseded = sum(v.rows for v in files if v.source_hash in old)
     rows = sum(v.rows for v in files)
-    stats = BatchStats(per_rule, rows, totals["rows"], superseded, totals["rejected"], files, totals["days"], old, kept)
+    stats = BatchStats(
+        per_rule, rows, totals["rows"], superseded, totals["rejected"], files, totals["days"], old, latest, kept
+    )
     stats._cached.append(flagged)
     passing = kept.where(~q.rejected(drop_rules))
     quarantine = q.quarantine_rows(kept, drop_rules, warn_rules, run_id)

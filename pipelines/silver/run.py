@@ -13,6 +13,7 @@ from pyspark.sql import types as T
 from lake import Lake
 from lake.errors import MissingInputError
 from pipelines import quality
+from pipelines.bronze import ingest_log
 from pipelines.common import ExpectationFailed, Progress, StageError, StageResult, new_run_id
 from pipelines.rules import ACTIONS, Rule, load_rules
 from pipelines.schemas import SILVER_TRIPS
@@ -55,6 +56,7 @@ class Source:
     versions: dict[str, int | None]
     quarantine_snapshot: DataFrame | None = None
     read_again: int = 0  # rows of reinstated files read again (`pipelines.silver.reinstate`)
+    log_version: int | None = None  # bronze.ingest_log version to move silver's watermark on it to, once done
 
 
 def bronze_changes(lake: Lake) -> Source:
@@ -68,8 +70,9 @@ def bronze_changes(lake: Lake) -> Source:
         rows = lake.read(SOURCE, version=latest)
     else:
         rows = None if after >= latest else lake.read_changes(SOURCE, after, latest)
-    rows, read_again = reinstate.with_reinstated(lake, rows, reinstate.pending(lake), latest)
-    return Source(rows, {f"{SOURCE}@from": after, SOURCE: latest}, read_again=read_again)
+    hashes, log_version = reinstate.pending(lake, STAGE)
+    rows, read_again = reinstate.with_reinstated(lake, rows, hashes, latest)
+    return Source(rows, {f"{SOURCE}@from": after, SOURCE: latest}, read_again=read_again, log_version=log_version)
 
 
 def open_quarantine(lake: Lake) -> Source:
@@ -135,12 +138,19 @@ def _fail_accounting(lake: Lake, result: StageResult, started_at, checks, when: 
     raise StageError(message)
 
 
-def _no_rows(lake: Lake, result: StageResult, started_at, watermark: int | None) -> StageResult:
-    """A run that read no rows: recorded, the watermark (when given) moved past the empty range."""
+def move_watermarks(lake: Lake, source: Source) -> None:
+    """After a run's commits: silver's watermark on bronze.trips (and on bronze.ingest_log, see reinstate)."""
+    lake.set_watermark(STAGE, SOURCE, source.versions[SOURCE])
+    if source.log_version is not None:
+        lake.set_watermark(STAGE, reinstate.LOG, source.log_version)
+
+
+def _no_rows(lake: Lake, result: StageResult, started_at, source: Source | None) -> StageResult:
+    """A run that read no rows: recorded, the watermarks (when a source is given) moved past the empty range."""
     result.counts = dict.fromkeys(["bronze_read", "silver_written", "quarantined", "duplicates", "superseded"], 0)
     result.details |= {"quarantined_by_rule": {}, "rules": [], "message": "no new rows"}
-    if watermark is not None:
-        lake.set_watermark(STAGE, SOURCE, watermark)
+    if source is not None:
+        move_watermarks(lake, source)
     quality.record_stage_run(lake, result, started_at, "0 = 0 + 0 + 0 + 0", True, "no new rows")
     return result
 
@@ -163,7 +173,7 @@ def run_silver(
     mode = "reprocess_quarantine" if reprocess_quarantine else "incremental"
     result = StageResult(STAGE, run_id, versions=dict(source.versions), details={"mode": mode})
     if source.rows is None:
-        return _no_rows(lake, result, started_at, None)
+        return _no_rows(lake, result, started_at, source if source.log_version is not None else None)
     if not reprocess_quarantine and source.versions[f"{SOURCE}@from"] is None:
         result.details["cleared"] = w.start_over(lake)
     ensure_table(lake, TARGET, SILVER_TRIPS)
@@ -175,9 +185,10 @@ def run_silver(
     phases["read_count"] = time.perf_counter() - mark
     say(f"read {read:,} rows ({mode})")
     if read == 0:  # commits without inserted rows (OPTIMIZE, a delete) or no open quarantine: nothing to check
-        return _no_rows(lake, result, started_at, None if reprocess_quarantine else source.versions[SOURCE])
+        return _no_rows(lake, result, started_at, None if reprocess_quarantine else source)
     latest = w.published(lake) if supersede else None
-    passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede, latest)
+    logged = ingest_log.versions_by_file(lake) if supersede else None
+    passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede, latest, logged)
     write_plan = None
     try:
         phases["build"] = time.perf_counter() - mark - phases["read_count"]
@@ -216,7 +227,7 @@ def run_silver(
         lake, run_id, STAGE, SUITE, rules, stats.rules, verdict, "success"
     )
     if not reprocess_quarantine:  # only after silver and quarantine committed
-        lake.set_watermark(STAGE, SOURCE, result.versions[SOURCE])
+        move_watermarks(lake, source)
     result.details["phase_seconds"] = {name: round(s, 3) for name, s in phases.items()}
     result.details["stage_seconds"] = round(time.perf_counter() - clock, 3)
     quality.record_stage_run(lake, result, started_at, accounting.summary(checks + after), True, "")

@@ -21,7 +21,7 @@ from pipelines.common import materialize, release
 from pipelines.days import day_filter, day_predicate
 from pipelines.silver import dedupe
 from pipelines.silver import quarantine as q
-from pipelines.silver.build import BatchStats, file_identity, newest_versions, protected_hashes
+from pipelines.silver.build import BatchStats, file_identity, protected_hashes
 from pipelines.silver.transform import ROW_ID, to_silver
 
 TARGET, QUARANTINE = "silver.trips", "silver.quarantine"
@@ -51,7 +51,7 @@ def published(lake: Lake) -> dict[str, str]:
 def superseded_hashes(lake: Lake, stats: BatchStats, latest: dict[str, str] | None = None) -> list[str]:
     """Hashes of earlier versions of the batch's files (same `file_identity`) that bronze.ingest_log recorded, but
     none that is still the latest content of another file (`latest`: `published`)."""
-    newest = newest_versions(stats.files)
+    newest = stats.newest
     rows = [r for r in ingest_log.ingested(lake, ingest_log.LIVE) if file_identity(r["source_file"]) in newest]
     logged_at: dict[str, datetime] = {}  # per hash, when it last became its file's current version
     for row in rows:
