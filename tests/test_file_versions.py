@@ -21,6 +21,7 @@ HEADER = (
 )
 KEPT = "1,2019-03-01 18:43:31,2019-03-01 18:48:42,2,1.1,1,N,143,238,1,6.0,3.5,0.5,1.55,0.0,0.3,11.85,2.5"
 DROPPED = "1,2019-03-05 09:00:00,2019-03-05 09:10:00,1,1.5,1,N,236,237,2,8.0,0.0,0.5,0.0,0.0,0.3,8.8,0.0"
+BAD = "1,2019-03-03 10:00:00,2019-03-03 10:10:00,12,1.5,1,N,236,237,2,8.0,0.0,0.5,0.0,0.0,0.3,8.8,0.0"  # 12 riders
 ADDED = "2,2019-03-07 10:00:00,2019-03-07 10:30:00,1,5.0,1,N,132,236,1,20.0,0.0,0.5,0.0,0.0,0.3,20.8,0.0"
 
 
@@ -104,7 +105,7 @@ def test_content_still_published_under_another_name_is_not_retired(spark, tmp_pa
     trips = sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
     assert trips == [1, 5, 7]
 
-    Path(original).write_bytes(copy.read_bytes())  # x/trips.csv goes back to its first content, which y holds
+    Path(original).write_bytes(copy.read_bytes())  # x/trips.csv goes back to its first content, landed as y's
     assert run_ingest(lake, [original]).counts["reinstated_files"] == 1
     third = run_silver(lake)
     trips = sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
@@ -164,3 +165,64 @@ def test_passing_the_landing_folder_again_publishes_no_earlier_version_again(spa
         assert again.counts["reinstated_files"] == 0
         run_silver(lake)
         assert sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect()) == [1, 7]
+    # A's bytes published once more in a later dated folder, the whole landing folder given: the later place wins
+    (landing / "2019-05-01").mkdir()
+    (landing / "2019-05-01" / name).write_bytes((landing / "2019-04-01" / name).read_bytes())
+    assert run_ingest(lake, [str(landing)]).counts["reinstated_files"] == 1
+    run_silver(lake)
+    assert sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect()) == [1, 5]
+    fresh = lake_at(spark, tmp_path / "fresh")  # the same folder into a new lake in one run
+    run_ingest(fresh, [str(landing)])
+    run_silver(fresh)
+    assert sorted(r[0].day for r in fresh.read("silver.trips").select("pickup_ts").collect()) == [1, 5]
+
+
+def test_restoring_bronze_to_before_a_version_landed_rebuilds_silver_on_the_version_before(spark, tmp_path):
+    from lake.doctor import OK, check_accounting
+    from lake.maintenance import restore
+
+    lake, name = lake_at(spark, tmp_path / "lake"), "yellow_tripdata_2019-03.csv"
+    run_ingest(lake, [write(tmp_path / "2019-04-01" / name, [KEPT, DROPPED])])
+    run_silver(lake)
+    before = lake.version("bronze.trips")
+    run_ingest(lake, [write(tmp_path / "2019-04-15" / name, [KEPT, ADDED])])
+    run_silver(lake)
+    restore(lake, "bronze.trips", before)  # B undone: the log still names it the latest version
+    rebuilt = run_silver(lake)
+    assert rebuilt.counts["superseded"] == 0
+    assert sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect()) == [1, 5]
+    assert check_accounting(lake).status == OK, check_accounting(lake).detail
+
+
+def test_an_earlier_version_read_again_with_a_quarantined_row_keeps_the_doctor_right(spark, tmp_path):
+    from lake.doctor import OK, check_accounting
+
+    lake, name = lake_at(spark, tmp_path / "lake"), "yellow_tripdata_2019-03.csv"
+    a = write(tmp_path / "2019-04-01" / name, [KEPT, BAD])
+    run_ingest(lake, [a])
+    run_silver(lake)
+    run_ingest(lake, [write(tmp_path / "2019-04-15" / name, [KEPT, ADDED])])  # silver does not run in between
+    a_again = tmp_path / "2019-05-01" / name
+    a_again.parent.mkdir()
+    a_again.write_bytes(Path(a).read_bytes())
+    assert run_ingest(lake, [str(a_again)]).counts["reinstated_files"] == 1
+    result = run_silver(lake)
+    assert result.counts["reinstated"] == 1  # BAD was read again but is the quarantine row already there
+    assert sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect()) == [1]
+    assert lake.read("silver.quarantine").where(F.col("_released_run_id").isNull()).count() == 1
+    assert check_accounting(lake).status == OK, check_accounting(lake).detail
+
+
+def test_a_new_version_and_the_earlier_one_again_arriving_between_two_runs_leave_the_later_place(spark, tmp_path):
+    landing, name = tmp_path / "landing", "yellow_tripdata_2019-03.csv"
+    first = write(landing / "2019-04-01" / name, [KEPT, DROPPED])
+    lake = lake_at(spark, tmp_path / "lake")
+    run_ingest(lake, [str(landing)])
+    run_silver(lake)
+    write(landing / "2019-04-15" / name, [KEPT, ADDED])
+    (landing / "2019-05-01").mkdir()
+    (landing / "2019-05-01" / name).write_bytes(Path(first).read_bytes())
+    statuses = {e["source_file"].split("/")[-2]: e["status"] for e in run_ingest(lake, [str(landing)]).details["files"]}
+    assert statuses == {"2019-04-01": "duplicate", "2019-04-15": "ingested", "2019-05-01": "reinstated"}
+    run_silver(lake)
+    assert sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect()) == [1, 5]

@@ -187,17 +187,20 @@ def run_ingest(
     locations = expand_paths(paths)
     log = ingest_log.RunLog(run_id)
     planned: list[PlannedFile] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # content hash -> its index in planned
     for index, location in enumerate(locations, start=1):
         source, plan, reason = plan_file(location)
-        if plan is not None and plan.source.content_hash in seen:
-            plan, reason = None, "duplicate"
         if plan is None:
-            status = "duplicate" if reason == "duplicate" else "failed"
-            log.add(location, source, status, reason if status == "failed" else "same content in this run")
-            say(f"[{index}/{len(locations)}] {status}: {location}" + (f" ({reason})" if status == "failed" else ""))
+            log.add(location, source, "failed", reason)
+            say(f"[{index}/{len(locations)}] failed: {location} ({reason})")
             continue
-        seen.add(plan.source.content_hash)
+        earlier = seen.get(plan.source.content_hash)
+        if earlier is not None:  # the same content twice: the later place (a later dated folder) stands for it
+            log.add(planned[earlier].source.location, planned[earlier].source, "duplicate", "same content in this run")
+            say(f"[{index}/{len(locations)}] duplicate: {planned[earlier].source.location} (same as {location})")
+            planned[earlier] = plan
+            continue
+        seen[plan.source.content_hash] = len(planned)
         planned.append(plan)
         say(f"[{index}/{len(locations)}] reading: {location} ({plan.mapping.taxi_type})")
 

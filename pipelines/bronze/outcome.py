@@ -24,9 +24,7 @@ def log_outcome(
     # whether or not they are passed again, so a republished version of one knows what it replaces.
     lost = ingest_log.landed_files(lake, sorted(committed - logged))
     versions = ingest_log.versions_by_file(lake, lost)
-    earlier = [p for p in outcome["skipped"] if p.source.content_hash in logged and is_earlier(p, versions)]
-    held = last_held(lake) if earlier else {}
-    reinstated = [p for p in earlier if held.get(p.source.location) != p.source.content_hash]
+    reinstated = published_again(lake, planned, outcome, versions, logged, lost)
     unlogged = [p.source.content_hash for p in outcome["skipped"] if p.source.content_hash not in logged]
     in_bronze = {h: (f.rows, f.corrupt_rows, f.run_id) for h, f in lost.items()}
     in_bronze.update(ingest_log.counts_in_bronze(lake, [h for h in unlogged if h not in lost]))
@@ -41,9 +39,12 @@ def log_outcome(
         elif plan in outcome["empty"]:
             log.add(plan.source.location, plan.source, "failed", "no data rows (empty or header only)")
         elif plan in reinstated:
-            replaced = previous(versions, identity, content_hash)
+            landed_now = [
+                p.source.content_hash for p in outcome["landed"] if file_identity(p.source.location) == identity
+            ]
+            replaced = landed_now[-1] if landed_now else previous(versions, identity, content_hash)
             rows, corrupt_rows, _ = again.get(content_hash, (0, 0, None))
-            reason = f"an earlier version published again: it replaces the latest (hash {replaced[:12]})"
+            reason = f"content bronze holds published again: it replaces the latest (hash {str(replaced)[:12]})"
             log.add(
                 plan.source.location,
                 plan.source,
@@ -96,23 +97,42 @@ def previous(versions: dict[str, list[ingest_log.Version]], identity: str | None
     return max(others)[2] if others else None
 
 
-def is_earlier(plan: PlannedFile, versions: dict[str, list[ingest_log.Version]]) -> bool:
-    """The plan's content is a version of its file, but not the latest."""
-    known = versions.get(file_identity(plan.source.location), [])
-    return (
-        bool(known)
-        and max(known)[2] != plan.source.content_hash
-        and any(v[2] == plan.source.content_hash for v in known)
-    )
+def published_again(
+    lake: Lake,
+    planned: list[PlannedFile],
+    outcome: dict[str, Any],
+    versions: dict[str, list[ingest_log.Version]],
+    logged: set[str],
+    lost: dict[str, ingest_log.LandedFile],
+) -> list[PlannedFile]:
+    """Files given again with content bronze holds: an earlier version of theirs (A, B, then A's bytes) or content
+    landed under another name. Nothing lands, but the file's current version changes to it (`reinstated`), when the
+    place did not hold that content last (passing the same landing folder again publishes nothing), the place is
+    this run's latest for the file (a later dated folder), and the content is not the file's latest version
+    already, or this run lands another version of the file at an earlier place."""
+    landed = {file_identity(p.source.location) for p in outcome["landed"]}
+    latest_place: dict[str | None, str] = {}
+    for plan in planned:
+        identity = file_identity(plan.source.location)
+        latest_place[identity] = max(latest_place.get(identity, ""), plan.source.location)
+    found = []
+    for plan in outcome["skipped"]:
+        identity, content_hash = file_identity(plan.source.location), plan.source.content_hash
+        known = versions.get(identity, [])
+        if content_hash not in logged or not known:
+            continue
+        if latest_place[identity] == plan.source.location and (max(known)[2] != content_hash or identity in landed):
+            found.append(plan)
+    held = last_held(lake, lost) if found else {}
+    return [p for p in found if held.get(p.source.location) != p.source.content_hash]
 
 
-def last_held(lake: Lake) -> dict[str, str]:
-    """Per place (source_file as given), the content hash it held when last logged.
-
-    An earlier version given again is published again (A, B, then A's bytes: `reinstated`) only when its place did
-    not hold it last: passing the same landing folder again (2019-04-01/ still holding A) publishes nothing."""
+def last_held(lake: Lake, lost: dict[str, ingest_log.LandedFile]) -> dict[str, str]:
+    """Per place (source_file as given), the content hash it held when last logged, or landed (`lost`: versions a
+    crash left unlogged)."""
     latest: dict[str, tuple] = {}
-    for row in ingest_log.ingested(lake, SEEN):
-        key = (row["logged_at"], row["content_hash"])
-        latest[row["source_file"]] = max(latest.get(row["source_file"], key), key)
+    places = [(r["source_file"], r["logged_at"], r["content_hash"]) for r in ingest_log.ingested(lake, SEEN)]
+    places += [(f.source_file, f.landed_at, h) for h, f in lost.items()]
+    for place, at, content_hash in places:
+        latest[place] = max(latest.get(place, (at, content_hash)), (at, content_hash))
     return {place: content_hash for place, (_, content_hash) in latest.items()}

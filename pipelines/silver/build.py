@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -38,11 +39,17 @@ def _utc(moment: datetime | None) -> datetime:
     return (moment or EPOCH).astimezone(timezone.utc)
 
 
-def newest_versions(files: list[FileVersion], logged: dict[str, list] | None = None) -> dict[str | None, FileVersion]:
+def newest_versions(
+    files: list[FileVersion],
+    logged: dict[str, list] | None = None,
+    exists: Callable[[list[str]], set[str]] | None = None,
+) -> dict[str | None, FileVersion]:
     """Per file identity, its newest version: the batch's versions dated when they landed or, if later, when
     bronze.ingest_log says they became current (`logged`: `ingest_log.versions_by_file`; an earlier version published
     again is current from then); ties: the later path, then the hash. A logged version outside the batch newer than
-    all of them is returned with no rows: every version of that file in the batch is then older."""
+    all of them, and still in bronze (`exists`: of these hashes, those bronze holds), is returned with no rows: every
+    version of that file in the batch is then older. A file outside the batch whose latest content the batch holds
+    (landed under another name) is returned too, so its older versions are retired."""
     logged = logged or {}
     became: dict[str, datetime] = {}
     for versions in logged.values():
@@ -56,10 +63,21 @@ def newest_versions(files: list[FileVersion], logged: dict[str, list] | None = N
     newest: dict[str | None, FileVersion] = {}
     for version in sorted(files, key=order):
         newest[version.identity] = version
-    for identity, version in list(newest.items()):
-        at, source_file, content_hash = max(logged.get(identity or "", [(_utc(None), "", "")]))
-        if content_hash and content_hash != version.source_hash and (at, source_file, content_hash) > order(version):
+    later = {
+        identity: sorted((v for v in logged.get(identity or "", []) if v > order(version)), reverse=True)
+        for identity, version in newest.items()
+    }
+    in_batch = {v.source_hash for v in files}
+    for identity, versions in logged.items():  # a file whose latest content landed under another file's name
+        at, source_file, content_hash = max(versions)
+        if identity not in newest and content_hash in in_batch:
             newest[identity] = FileVersion(content_hash, source_file, at, 0)
+    candidates = sorted({v[2] for versions in later.values() for v in versions})
+    held = set(candidates) if exists is None or not candidates else exists(candidates)
+    for identity, versions in later.items():
+        found = next((v for v in versions if v[2] in held), None)
+        if found is not None and found[2] != newest[identity].source_hash:
+            newest[identity] = FileVersion(found[2], found[1], found[0], 0)
     return newest
 
 
@@ -177,6 +195,7 @@ def build_silver(
     supersede: bool = True,
     published: dict[str, str] | None = None,
     logged: dict[str, list] | None = None,
+    exists: Callable[[list[str]], set[str]] | None = None,
 ) -> tuple[DataFrame, DataFrame, BatchStats]:
     """bronze.trips rows -> (passing rows, silver.quarantine rows, stats).
 
@@ -194,7 +213,7 @@ def build_silver(
     flagged = materialize(with_row_ids(flagged.withColumn(RAW, q.raw_if_rejected(drop_rules))))
     groups = batch_counts(flagged, rules, drop_rules)
     files = file_versions(groups)
-    latest = newest_versions(files, logged)
+    latest = newest_versions(files, logged, exists)
     newest = {v.source_hash for v in latest.values()} if supersede else None
     keep = protected_hashes(files, published)
     old = sorted({v.source_hash for v in files if newest is not None and v.source_hash not in newest | keep})

@@ -5,6 +5,8 @@ is read once: silver keeps a watermark on bronze.ingest_log."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -36,15 +38,27 @@ def pending(lake: Lake, consumer: str) -> tuple[list[str], int | None]:
     return sorted(current), version
 
 
+def in_bronze(lake: Lake, version: int) -> Callable[[list[str]], set[str]]:
+    """Of some content hashes, those bronze.trips holds at the pinned version (a `lake restore` may have undone one):
+    a read pruned by the files' statistics on _source_hash, run only when a logged version outside the batch is
+    newer than the batch's."""
+
+    def held(hashes: list[str]) -> set[str]:
+        rows = lake.read(SOURCE, version=version).where(F.col("_source_hash").isin(hashes))
+        return {row[0] for row in rows.select("_source_hash").distinct().collect()}
+
+    return held
+
+
 def with_reinstated(
     lake: Lake, batch: DataFrame | None, hashes: list[str], version: int
-) -> tuple[DataFrame | None, int]:
-    """The batch with the bronze rows (as of the pinned version) of reinstated files it lacks; and how many rows were
-    read again (counted `reinstated`: `lake doctor` nets them out)."""
+) -> tuple[DataFrame | None, int, list[str]]:
+    """The batch with the bronze rows (as of the pinned version) of reinstated files it lacks; how many rows were
+    read again, and their hashes."""
     if hashes and batch is not None:
         in_batch = batch.where(F.col("_source_hash").isin(hashes)).select("_source_hash").distinct().collect()
         hashes = [h for h in hashes if h not in {row[0] for row in in_batch}]
     if not hashes:
-        return batch, 0
+        return batch, 0, []
     again = lake.read(SOURCE, version=version).where(F.col("_source_hash").isin(hashes))
-    return (again if batch is None else batch.unionByName(again)), again.count()
+    return (again if batch is None else batch.unionByName(again)), again.count(), hashes

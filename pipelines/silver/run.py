@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame
@@ -56,6 +56,7 @@ class Source:
     versions: dict[str, int | None]
     quarantine_snapshot: DataFrame | None = None
     read_again: int = 0  # rows of reinstated files read again (`pipelines.silver.reinstate`)
+    again_hashes: list[str] = field(default_factory=list)
     log_version: int | None = None  # bronze.ingest_log version to move silver's watermark on it to, once done
 
 
@@ -71,8 +72,9 @@ def bronze_changes(lake: Lake) -> Source:
     else:
         rows = None if after >= latest else lake.read_changes(SOURCE, after, latest)
     hashes, log_version = reinstate.pending(lake, STAGE)
-    rows, read_again = reinstate.with_reinstated(lake, rows, hashes, latest)
-    return Source(rows, {f"{SOURCE}@from": after, SOURCE: latest}, read_again=read_again, log_version=log_version)
+    rows, read_again, again = reinstate.with_reinstated(lake, rows, hashes, latest)
+    versions = {f"{SOURCE}@from": after, SOURCE: latest}
+    return Source(rows, versions, read_again=read_again, again_hashes=again, log_version=log_version)
 
 
 def open_quarantine(lake: Lake) -> Source:
@@ -106,7 +108,10 @@ def validate(lake: Lake, stats: BatchStats, rules: list[Rule], result: StageResu
     """GE's suite on the persisted batch, checked against the Spark counts; a broken `fail` rule stops the run."""
     docs = quality.data_docs_dir(lake) if lake.conf.require("silver.data_docs") else None
     examples = int(lake.conf.require("silver.ge_unexpected_examples"))
-    verdict = quality.validate(stats.flagged, rules, SUITE, docs, examples)
+    if stats.kept:
+        verdict = quality.validate(stats.flagged, rules, SUITE, docs, examples)
+    else:  # every row is an older version of a file (a reinstated version is newer): nothing to validate
+        verdict = quality.SuiteResult(True, {r.name: True for r in rules}, {r.name: 0 for r in rules}, 0.0)
     check_agreement(stats.rules, verdict)
     by_action = {a: [r.name for r in rules if r.action == a and stats.rules[r.name]["failed"]] for a in ACTIONS}
     result.details |= {
@@ -188,7 +193,8 @@ def run_silver(
         return _no_rows(lake, result, started_at, None if reprocess_quarantine else source)
     latest = w.published(lake) if supersede else None
     logged = ingest_log.versions_by_file(lake) if supersede else None
-    passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede, latest, logged)
+    exists = reinstate.in_bronze(lake, source.versions[SOURCE]) if supersede else None
+    passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede, latest, logged, exists)
     write_plan = None
     try:
         phases["build"] = time.perf_counter() - mark - phases["read_count"]
@@ -203,9 +209,10 @@ def run_silver(
             drop_rules = [r.name for r in rules if r.action == "drop"]
             released = q.released_rows(source.quarantine_snapshot, stats.flagged, drop_rules, run_id)
             rejected = released.unionByName(rejected)
-        write_plan = w.plan(lake, passing, rejected, stats, retire, reprocess_quarantine, run_id)
+        write_plan = w.plan(lake, passing, rejected, stats, retire, reprocess_quarantine, run_id, source.again_hashes)
         counts = accounting.counts(read, stats, write_plan.expected)
-        counts["reinstated"] = source.read_again
+        # rows read again that are new to silver's accounting (not a quarantine row already there): lake doctor
+        counts["reinstated"] = source.read_again - write_plan.expected["quarantine_present_again"]
         result.counts, result.details["retired_hashes"] = counts, retire
         phases["plan"] = time.perf_counter() - mark
         say(f"planned: {counts.get('silver_written', 0):,} to silver, {counts.get('quarantined', 0):,} to quarantine")

@@ -114,6 +114,7 @@ def plan(
     retire: list[str],
     reprocess: bool,
     run_id: str,
+    again: list[str] | None = None,
 ) -> WritePlan:
     """Counts, before any commit, what each write will add: trips not in silver (days of the batch only, rows of
     retired versions excluded), one per trip_key, and quarantine rows not already there. Only narrow frames of
@@ -135,12 +136,15 @@ def plan(
     new_trips = to_silver(dedupe.without(first, present, ["trip_key"], in_silver), run_id)
     if reprocess:
         quarantine_rows, expected["quarantine_rows"], expected["quarantine_new"] = quarantine, -1, 0
+        expected["quarantine_present_again"] = 0
     else:
         existing = lake.read(QUARANTINE)
         q_marked = _mark_present(quarantine, existing, q.QUARANTINE_KEYS)
         cached.append(q_marked)
         total, present_rows = _count_present(q_marked)
         expected |= {"quarantine_rows": total, "quarantine_new": total - present_rows}
+        again_present = q_marked.where(F.col(PRESENT) & F.col("_source_hash").isin(again)) if again else None
+        expected["quarantine_present_again"] = again_present.count() if again_present is not None else 0
         quarantine_rows = q_marked.where(~F.col(PRESENT)).drop(PRESENT)
     if retire:
         expected["retired_trips"] = lake.read(TARGET).where(F.col("_source_hash").isin(retire)).count()
