@@ -23,7 +23,8 @@ def pending(lake: Lake, consumer: str) -> tuple[list[str], int | None]:
     version, and the log version to move that watermark to (None: no reinstatement logged, nothing to keep). No
     Spark job unless the log holds a reinstatement."""
     version = lake.version(LOG)
-    entries = [row for row in lake.rows(LOG, ["status", *KEY]) if row["status"] == "reinstated"] if version else []
+    rows = lake.rows(LOG, ["status", *KEY]) if version is not None else []
+    entries = [row for row in rows if row["status"] == "reinstated"]
     if not entries:
         return [], None
     after = lake.watermark(consumer, LOG)

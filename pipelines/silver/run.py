@@ -204,7 +204,7 @@ def run_silver(
         phases["great_expectations"] = time.perf_counter() - mark
         say(f"Great Expectations suite: {'passed' if verdict.success else 'failed'}")
         mark = time.perf_counter()
-        retire = w.superseded_hashes(lake, stats, latest) if supersede else []
+        retire = w.superseded_hashes(stats, latest, logged) if supersede else []
         if reprocess_quarantine:
             drop_rules = [r.name for r in rules if r.action == "drop"]
             released = q.released_rows(source.quarantine_snapshot, stats.flagged, drop_rules, run_id)

@@ -21,7 +21,7 @@ from pipelines.common import materialize, release
 from pipelines.days import day_filter, day_predicate
 from pipelines.silver import dedupe
 from pipelines.silver import quarantine as q
-from pipelines.silver.build import BatchStats, file_identity, protected_hashes
+from pipelines.silver.build import BatchStats, protected_hashes
 from pipelines.silver.transform import ROW_ID, to_silver
 
 TARGET, QUARANTINE = "silver.trips", "silver.quarantine"
@@ -48,20 +48,21 @@ def published(lake: Lake) -> dict[str, str]:
     return ingest_log.latest_hash_by_file(lake, statuses=(*ingest_log.LIVE, "duplicate"))
 
 
-def superseded_hashes(lake: Lake, stats: BatchStats, latest: dict[str, str] | None = None) -> list[str]:
-    """Hashes of earlier versions of the batch's files (same `file_identity`) that bronze.ingest_log recorded, but
-    none that is still the latest content of another file (`latest`: `published`)."""
-    newest = stats.newest
-    rows = [r for r in ingest_log.ingested(lake, ingest_log.LIVE) if file_identity(r["source_file"]) in newest]
+def superseded_hashes(
+    stats: BatchStats, latest: dict[str, str] | None = None, logged: dict[str, list] | None = None
+) -> list[str]:
+    """Hashes of earlier versions of the batch's files (same `file_identity`) that bronze.ingest_log recorded
+    (`logged`: `ingest_log.versions_by_file`, as build_silver got it), but none that is still the latest content of
+    another file (`latest`: `published`)."""
+    versions = [(identity, v) for identity in stats.newest for v in (logged or {}).get(identity or "", [])]
     logged_at: dict[str, datetime] = {}  # per hash, when it last became its file's current version
-    for row in rows:
-        logged_at[row["content_hash"]] = max(logged_at.get(row["content_hash"], row["logged_at"]), row["logged_at"])
+    for _, (at, _, content_hash) in versions:
+        logged_at[content_hash] = max(logged_at.get(content_hash, at), at)
     old = set(stats.superseded_hashes)
-    for row in rows:
-        latest_hash = newest[file_identity(row["source_file"])].source_hash
-        latest_at = logged_at.get(latest_hash, datetime.max.replace(tzinfo=timezone.utc))
-        if row["content_hash"] != latest_hash and (row["logged_at"] is None or row["logged_at"] <= latest_at):
-            old.add(row["content_hash"])
+    for identity, (at, _, content_hash) in versions:
+        latest_hash = stats.newest[identity].source_hash
+        if content_hash != latest_hash and at <= logged_at.get(latest_hash, datetime.max.replace(tzinfo=timezone.utc)):
+            old.add(content_hash)
     return sorted(old - protected_hashes(stats.files, latest))
 
 
