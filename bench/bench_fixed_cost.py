@@ -6,11 +6,16 @@ on). Each call is one JVM: compare settings in separate calls, one after the oth
 
     .venv/bin/python bench/bench_fixed_cost.py
     .venv/bin/python bench/bench_fixed_cost.py --set spark.sql.codegen.cache.maxEntries=100
+    .venv/bin/python bench/bench_fixed_cost.py --set spark.sql.codegen.factoryMode=FALLBACK \
+        --set spark.sql.codegen.wholeStage=true   # generated code, as outside the tests
+
+--set adds to the test configuration's `spark.extra`; the driver JVM's CPU seconds are printed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -31,12 +36,19 @@ from pipelines.silver import run_silver  # noqa: E402
 WARM_FROM = 2  # rounds before this one pay the JVM's first compilations
 
 
+def jvm_cpu_seconds(lake: Lake) -> float:
+    """User + system CPU seconds of the driver JVM so far (local mode: the driver runs the tasks too), from /proc."""
+    pid = lake.spark.sparkContext._gateway.proc.pid  # spark-submit execs the JVM in this process
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], help="a spark.* setting, key=value (repeatable)")
     parser.add_argument("--data", default="/tmp/bench_fixed_cost_data")
     args = parser.parse_args(argv)
-    extra = dict(item.split("=", 1) for item in args.set)
+    extra = {**(load_conf("test").get("spark.extra") or {}), **dict(item.split("=", 1) for item in args.set)}
     data = Path(args.data)
     if not data.exists():
         generate(data, 200, date(2019, 1, 1), days=5, seed=1, defect_rate=0.05)
@@ -58,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {len(rounds)}: " + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()), flush=True)
         warm = rounds[WARM_FROM:]
         medians = {stage: statistics.median(r[stage] for r in warm) for stage in warm[0]}
-        print(f"settings {extra or 'as configured'}: median of {len(warm)} warm rounds: "
-              + ", ".join(f"{k} {v:.2f} s" for k, v in medians.items()))  # fmt: skip
+        print(f"settings {args.set or 'as configured'} (spark.extra {extra}): median of {len(warm)} warm rounds: "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in medians.items())
+              + f"; driver JVM CPU {jvm_cpu_seconds(lake):.1f} s")  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0
