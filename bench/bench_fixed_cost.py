@@ -48,13 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], help="a spark.* setting, key=value (repeatable)")
     parser.add_argument("--data", default="/tmp/bench_fixed_cost_data")
     args = parser.parse_args(argv)
-    extra = {**(load_conf("test").get("spark.extra") or {}), **dict(item.split("=", 1) for item in args.set)}
+    conf = load_conf("test")
+    extra = {**(conf.get("spark.extra") or {}), **dict(item.split("=", 1) for item in args.set)}
     data = Path(args.data)
     if not data.exists():
         generate(data, 200, date(2019, 1, 1), days=5, seed=1, defect_rate=0.05)
     root = Path(tempfile.mkdtemp(prefix="bench_fixed_cost_lake"))
     try:
-        lake = Lake(load_conf("test", overrides={"lake.root": str(root), "spark.extra": extra}))
+        lake = Lake(conf.with_overrides({"lake.root": str(root), "spark.extra": extra}))
         rounds = []
         for path in sorted(p for p in data.iterdir() if p.suffix == ".csv"):
             seconds = {}

@@ -49,7 +49,9 @@ def published(lake: Lake) -> dict[str, str]:
 
 
 def superseded_hashes(
-    stats: BatchStats, latest: dict[str, str] | None = None, logged: dict[str, list] | None = None
+    stats: BatchStats,
+    latest: dict[str, str] | None = None,
+    logged: dict[str, list[ingest_log.Version]] | None = None,
 ) -> list[str]:
     """Hashes of earlier versions of the batch's files (same `file_identity`) that bronze.ingest_log recorded
     (`logged`: `ingest_log.versions_by_file`, as build_silver got it), but none that is still the latest content of
