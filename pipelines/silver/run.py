@@ -17,7 +17,7 @@ from pipelines.bronze import ingest_log
 from pipelines.common import ExpectationFailed, Progress, StageError, StageResult, new_run_id
 from pipelines.rules import ACTIONS, Rule, load_rules
 from pipelines.schemas import SILVER_TRIPS
-from pipelines.silver import accounting, reinstate
+from pipelines.silver import accounting, readmit, reinstate
 from pipelines.silver import quarantine as q
 from pipelines.silver import write as w
 from pipelines.silver.build import BatchStats, build_silver, rule_counts
@@ -143,6 +143,23 @@ def _fail_accounting(lake: Lake, result: StageResult, started_at, checks, when: 
     raise StageError(message)
 
 
+def readmit_orphans(
+    lake: Lake, source: Source, zones: DataFrame, retire: list[str], latest, stats: BatchStats, passing: DataFrame
+) -> readmit.Readmitted:
+    """Adds to the source the live files' bronze rows holding trips of versions this run retires from silver (not
+    the batch's own older versions), counted as read again (`pipelines.silver.readmit`)."""
+    outside = [h for h in retire if h not in set(stats.superseded_hashes)]
+    if not outside or source.rows is None:
+        return readmit.Readmitted()
+    live = set((latest or {}).values()) - {v.source_hash for v in stats.files}
+    back = readmit.orphaned(lake, source.versions[SOURCE], zones, outside, live, passing)
+    if back.count:
+        source.rows = source.rows.unionByName(back.rows)
+        source.read_again += back.count
+        source.again_hashes = sorted(set(source.again_hashes) | set(back.hashes))
+    return back
+
+
 def move_watermarks(lake: Lake, source: Source) -> None:
     """After a run's commits: silver's watermark on bronze.trips (and on bronze.ingest_log, see reinstate)."""
     lake.set_watermark(STAGE, SOURCE, source.versions[SOURCE])
@@ -197,6 +214,16 @@ def run_silver(
     passing, rejected, stats = build_silver(source.rows, zones, rules, run_id, supersede, latest, logged, exists)
     write_plan = None
     try:
+        retire = w.superseded_hashes(stats, latest, logged) if supersede else []
+        back = readmit_orphans(lake, source, zones, retire, latest, stats, passing)
+        if back.count:  # the batch gained rows: built again, so rules, GE and the plan see one batch
+            stats.release()
+            read += back.count
+            say(f"read {back.count:,} rows again: live files hold trips of the retired versions")
+            passing, rejected, stats = build_silver(
+                source.rows, zones, rules, run_id, supersede, latest, logged, exists
+            )
+            stats._cached.append(back.rows)  # freed with the batch
         phases["build"] = time.perf_counter() - mark - phases["read_count"]
         say(f"typed and checked {stats.rows:,} rows against {len(rules)} rules: {stats.rejected:,} rejected")
         mark = time.perf_counter()
@@ -204,7 +231,6 @@ def run_silver(
         phases["great_expectations"] = time.perf_counter() - mark
         say(f"Great Expectations suite: {'passed' if verdict.success else 'failed'}")
         mark = time.perf_counter()
-        retire = w.superseded_hashes(stats, latest, logged) if supersede else []
         if reprocess_quarantine:
             drop_rules = [r.name for r in rules if r.action == "drop"]
             released = q.released_rows(source.quarantine_snapshot, stats.flagged, drop_rules, run_id)
@@ -213,6 +239,7 @@ def run_silver(
         counts = accounting.counts(read, stats, write_plan.expected)
         # rows read again that are new to silver's accounting (not a quarantine row already there): lake doctor
         counts["reinstated"] = source.read_again - write_plan.expected["quarantine_present_again"]
+        counts["readmitted"] = back.count
         result.counts, result.details["retired_hashes"] = counts, retire
         phases["plan"] = time.perf_counter() - mark
         say(f"planned: {counts.get('silver_written', 0):,} to silver, {counts.get('quarantined', 0):,} to quarantine")

@@ -1,0 +1,89 @@
+"""A trip two daily files hold (it crossed midnight: the second day's copy counted as a duplicate of the first's)
+stays in silver when the first day is republished without it: the live file's copy replaces the retired one in the
+same run, and a crash between the retirement and the append loses nothing either (lake doctor's accounting after a
+crashed incremental run is not settled: the rerun cannot count what the interrupted attempt retired)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lake import Lake, load_conf
+from lake.doctor import OK, check_accounting
+from pipelines.bronze import run_ingest
+from pipelines.silver import run_silver
+from pipelines.silver import write as silver_write
+
+HEADER = (
+    "vendor_id,pickup_datetime,dropoff_datetime,passenger_count,trip_distance,rate_code_id,store_and_fwd_flag,"
+    "pickup_location_id,dropoff_location_id,payment_type,fare_amount,extra,mta_tax,tip_amount,tolls_amount,"
+    "improvement_surcharge,total_amount,congestion_surcharge"
+)
+KEPT = "1,2019-01-10 08:43:31,2019-01-10 08:48:42,2,1.1,1,N,143,238,1,6.0,3.5,0.5,1.55,0.0,0.3,11.85,2.5"
+SHARED = "1,2019-01-10 23:50:00,2019-01-11 00:10:00,1,4.5,1,N,236,132,2,18.0,0.5,0.5,0.0,0.0,0.3,19.3,0.0"
+CORRECTED = "2,2019-01-10 16:30:11,2019-01-10 16:44:49,1,2.63,1,N,231,88,1,12.5,1.0,0.5,3.36,0.0,0.3,18.16,2.5"
+ELEVENTH = "2,2019-01-11 10:00:00,2019-01-11 10:30:00,1,5.0,1,N,132,236,1,20.0,0.0,0.5,0.0,0.0,0.3,20.8,0.0"
+
+TENTH, ELEVENTH_FILE = "yellow_tripdata_2019-01-10.csv", "yellow_tripdata_2019-01-11.csv"
+
+
+def write(path: Path, lines: list[str]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([HEADER, *lines]) + "\n")
+    return str(path)
+
+
+def trips(lake: Lake) -> list[tuple[int, int, str]]:
+    rows = lake.read("silver.trips").select("pickup_ts", "_source_file").collect()
+    return sorted((r.pickup_ts.day, r.pickup_ts.hour, Path(r._source_file).name) for r in rows)
+
+
+def lake_with_a_shared_trip(spark, root: Path) -> tuple[Lake, str]:
+    """January 10 (KEPT, SHARED) and 11 (SHARED, ELEVENTH) through silver: SHARED is the 10th's, the 11th's copy a
+    duplicate. Returns the lake and the 10th's path, ready to be republished (KEPT and CORRECTED, no SHARED)."""
+    lake = Lake(load_conf("test", overrides={"lake.root": str(root / "lake")}), spark)
+    tenth = write(root / "2019-01-11" / TENTH, [KEPT, SHARED])
+    eleventh = write(root / "2019-01-12" / ELEVENTH_FILE, [SHARED, ELEVENTH])
+    run_ingest(lake, [tenth, eleventh])
+    first = run_silver(lake)
+    assert first.counts["silver_written"] == 3 and first.counts["duplicates"] == 1
+    assert (10, 23, TENTH) in trips(lake)
+    return lake, write(root / "2019-01-15" / TENTH, [KEPT, CORRECTED])
+
+
+EXPECTED = [
+    (10, 8, TENTH),
+    (10, 16, TENTH),
+    (10, 23, ELEVENTH_FILE),  # the 11th's copy, read again
+    (11, 10, ELEVENTH_FILE),
+]
+
+
+def test_a_trip_the_republished_file_dropped_comes_back_from_the_live_file_that_holds_it(spark, tmp_path):
+    lake, republished = lake_with_a_shared_trip(spark, tmp_path)
+    run_ingest(lake, [republished])
+    second = run_silver(lake)
+    assert trips(lake) == EXPECTED
+    counts = second.counts
+    assert counts["retired_trips"] == 2 and counts["readmitted"] == 1 and counts["reinstated"] == 1
+    assert counts["bronze_read"] == 3 and counts["silver_written"] == 3
+    accounting = check_accounting(lake)
+    assert accounting.status == OK, accounting.detail
+
+
+def test_a_crash_after_the_retirement_reruns_to_the_same_silver(spark, tmp_path, monkeypatch):
+    lake, republished = lake_with_a_shared_trip(spark, tmp_path)
+    run_ingest(lake, [republished])
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed between the retirement and the append")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(silver_write, "append_trips", crash)
+        with pytest.raises(RuntimeError, match="killed"):
+            run_silver(lake)
+    assert (10, 23, TENTH) not in trips(lake)  # retired, not yet replaced
+    rerun = run_silver(lake)
+    assert trips(lake) == EXPECTED and rerun.counts["readmitted"] == 1
+    assert run_silver(lake).counts["bronze_read"] == 0  # read once
