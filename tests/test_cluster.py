@@ -135,14 +135,18 @@ def tracking(s3, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def conf_dir(s3, tmp_path_factory) -> Path:
-    """conf/ as shipped, its test.yaml with object_store_conf merged in."""
+    """conf/ as shipped, its test.yaml with object_store_conf merged in (spark.extra: both sets of settings)."""
     workdir = tmp_path_factory.mktemp("cluster-workdir")
     folder = workdir / "conf"
     shutil.copytree(PROJECT / "conf", folder)
     (workdir / "data").symlink_to(PROJECT / "data")  # conf paths are relative to the folder holding conf/
     settings = yaml.safe_load((folder / "test.yaml").read_text())
     for section, values in object_store_conf(s3).items():
-        settings.setdefault(section, {}).update(values)
+        merged = settings.setdefault(section, {})
+        extra = {**(merged.get("extra") or {}), **values.get("extra", {})}  # test.yaml's settings stay
+        merged.update(values)
+        if extra:
+            merged["extra"] = extra
     (folder / "test.yaml").write_text(yaml.safe_dump(settings))
     return folder
 
