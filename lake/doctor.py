@@ -206,8 +206,9 @@ def check_accounting(lake: Lake) -> Check:
         return Check(label, WARN, f"could not read the tables with deltalake ({str(exc)[:200]})", "")
     runs = since_rebuild([run for run in silver_runs(lake) if run["status"] == "success"])
     duplicates = sum(int(run["counts"].get("duplicates", 0)) for run in runs)
-    # Rows of superseded file versions: never written (superseded) or written, then retired from silver/quarantine.
-    retired_keys = ("superseded", "retired_trips", "retired_quarantine")
+    # Rows of superseded file versions: never written (superseded) or written, then retired from silver/quarantine
+    # (by the run, or by an attempt that stopped before finishing: its rerun counts them as retired_earlier).
+    retired_keys = ("superseded", "retired_trips", "retired_quarantine", "retired_earlier")
     retired = sum(int(run["counts"].get(key, 0) or 0) for run in runs for key in retired_keys)
     # Rows of a file published again with an earlier content (A, B, A) are read twice: once is counted.
     retired -= sum(int(run["counts"].get("reinstated", 0) or 0) for run in runs)

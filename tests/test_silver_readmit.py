@@ -1,7 +1,7 @@
 """A trip two daily files hold (it crossed midnight: the second day's copy counted as a duplicate of the first's)
 stays in silver when the first day is republished without it: the live file's copy replaces the retired one in the
-same run, and a crash between the retirement and the append loses nothing either (lake doctor's accounting after a
-crashed incremental run is not settled: the rerun cannot count what the interrupted attempt retired)."""
+same run. A run stopped between its commits, then run again, ends with the same tables and an accounting lake doctor
+agrees with: the rerun counts what the stopped attempt retired and appended."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ HEADER = (
 KEPT = "1,2019-01-10 08:43:31,2019-01-10 08:48:42,2,1.1,1,N,143,238,1,6.0,3.5,0.5,1.55,0.0,0.3,11.85,2.5"
 SHARED = "1,2019-01-10 23:50:00,2019-01-11 00:10:00,1,4.5,1,N,236,132,2,18.0,0.5,0.5,0.0,0.0,0.3,19.3,0.0"
 CORRECTED = "2,2019-01-10 16:30:11,2019-01-10 16:44:49,1,2.63,1,N,231,88,1,12.5,1.0,0.5,3.36,0.0,0.3,18.16,2.5"
+BAD = "1,2019-01-10 12:00:00,2019-01-10 12:10:00,12,1.5,1,N,236,237,2,8.0,0.0,0.5,0.0,0.0,0.3,8.8,0.0"  # 12 riders
 ELEVENTH = "2,2019-01-11 10:00:00,2019-01-11 10:30:00,1,5.0,1,N,132,236,1,20.0,0.0,0.5,0.0,0.0,0.3,20.8,0.0"
 
 TENTH, ELEVENTH_FILE = "yellow_tripdata_2019-01-10.csv", "yellow_tripdata_2019-01-11.csv"
@@ -41,7 +42,7 @@ def trips(lake: Lake) -> list[tuple[int, int, str]]:
 
 def lake_with_a_shared_trip(spark, root: Path) -> tuple[Lake, str]:
     """January 10 (KEPT, SHARED) and 11 (SHARED, ELEVENTH) through silver: SHARED is the 10th's, the 11th's copy a
-    duplicate. Returns the lake and the 10th's path, ready to be republished (KEPT and CORRECTED, no SHARED)."""
+    duplicate. Returns the lake and the 10th's path, ready to be republished (KEPT, CORRECTED and BAD, no SHARED)."""
     lake = Lake(load_conf("test", overrides={"lake.root": str(root / "lake")}), spark)
     tenth = write(root / "2019-01-11" / TENTH, [KEPT, SHARED])
     eleventh = write(root / "2019-01-12" / ELEVENTH_FILE, [SHARED, ELEVENTH])
@@ -49,7 +50,7 @@ def lake_with_a_shared_trip(spark, root: Path) -> tuple[Lake, str]:
     first = run_silver(lake)
     assert first.counts["silver_written"] == 3 and first.counts["duplicates"] == 1
     assert (10, 23, TENTH) in trips(lake)
-    return lake, write(root / "2019-01-15" / TENTH, [KEPT, CORRECTED])
+    return lake, write(root / "2019-01-15" / TENTH, [KEPT, CORRECTED, BAD])
 
 
 EXPECTED = [
@@ -67,23 +68,30 @@ def test_a_trip_the_republished_file_dropped_comes_back_from_the_live_file_that_
     assert trips(lake) == EXPECTED
     counts = second.counts
     assert counts["retired_trips"] == 2 and counts["readmitted"] == 1 and counts["reinstated"] == 1
-    assert counts["bronze_read"] == 3 and counts["silver_written"] == 3
+    assert counts["bronze_read"] == 4 and counts["silver_written"] == 3 and counts["quarantined"] == 1
     accounting = check_accounting(lake)
     assert accounting.status == OK, accounting.detail
 
 
-def test_a_crash_after_the_retirement_reruns_to_the_same_silver(spark, tmp_path, monkeypatch):
+@pytest.mark.parametrize("seam", ["append_trips", "append_quarantine"])
+def test_a_run_stopped_between_its_commits_reruns_to_the_same_silver_and_accounting(spark, tmp_path, monkeypatch, seam):
     lake, republished = lake_with_a_shared_trip(spark, tmp_path)
     run_ingest(lake, [republished])
 
     def crash(*args, **kwargs):
-        raise RuntimeError("killed between the retirement and the append")
+        raise RuntimeError(f"stopped at {seam}")
 
     with monkeypatch.context() as patch:
-        patch.setattr(silver_write, "append_trips", crash)
-        with pytest.raises(RuntimeError, match="killed"):
+        patch.setattr(silver_write, seam, crash)
+        with pytest.raises(RuntimeError, match="stopped"):
             run_silver(lake)
-    assert (10, 23, TENTH) not in trips(lake)  # retired, not yet replaced
+    assert (10, 23, TENTH) not in trips(lake)  # retired
+    assert ((10, 23, ELEVENTH_FILE) in trips(lake)) is (seam == "append_quarantine")  # replaced before the stop
     rerun = run_silver(lake)
     assert trips(lake) == EXPECTED and rerun.counts["readmitted"] == 1
+    assert rerun.counts["retired_earlier"] == 2 and rerun.counts["retired_trips"] == 0
+    assert rerun.counts["resumed_trips"] == (3 if seam == "append_quarantine" else 0)
+    assert lake.read("silver.quarantine").count() == 1
+    accounting = check_accounting(lake)
+    assert accounting.status == OK, accounting.detail
     assert run_silver(lake).counts["bronze_read"] == 0  # read once

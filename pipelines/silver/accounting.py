@@ -28,13 +28,15 @@ class Check:
 def counts(read: int, stats: BatchStats, expected: dict[str, int]) -> dict[str, int]:
     """The run's counts as planned (silver_written and quarantine_written are replaced by the committed ones)."""
     in_batch = stats.passed - expected["unique_passed"]
+    in_silver = expected["in_silver"] - expected["resumed"]  # not duplicates: this batch's trips, appended by a stop
     return {
         "bronze_read": read,
         "silver_written": expected["new_trips"],
+        "resumed_trips": expected["resumed"],
         "quarantined": stats.rejected,
-        "duplicates": in_batch + expected["in_silver"],
+        "duplicates": in_batch + in_silver,
         "duplicates_in_batch": in_batch,
-        "duplicates_in_silver": expected["in_silver"],
+        "duplicates_in_silver": in_silver,
         "superseded": stats.superseded,
         "quarantine_written": expected["quarantine_new"],
         "retired_trips": expected["retired_trips"],
@@ -43,15 +45,20 @@ def counts(read: int, stats: BatchStats, expected: dict[str, int]) -> dict[str, 
 
 
 def before_commit(c: dict[str, int], stats: BatchStats, expected: dict[str, int]) -> list[Check]:
-    """read = written + quarantined + duplicates + superseded, and the frames hold the rows the counts say."""
-    right = c["silver_written"] + c["quarantined"] + c["duplicates"] + c["superseded"]
+    """read = written (+ resumed) + quarantined + duplicates + superseded, and the frames hold the rows the counts
+    say. `resumed`: the batch's trips that an attempt which stopped before finishing appended
+    (pipelines.silver.interrupted)."""
+    written = c["silver_written"] + c["resumed_trips"]
+    right = written + c["quarantined"] + c["duplicates"] + c["superseded"]
+    resumed = f" (+ resumed {c['resumed_trips']})" if c["resumed_trips"] else ""
     checks = [
         Check("typed batch = read", stats.rows, c["bronze_read"], f"typed {stats.rows} = read {c['bronze_read']}"),
         Check(
             "read = written + quarantined + duplicates + superseded",
             c["bronze_read"],
             right,
-            f"{c['bronze_read']} = {c['silver_written']} + {c['quarantined']} + {c['duplicates']} + {c['superseded']}",
+            f"{c['bronze_read']} = {c['silver_written']}{resumed} + {c['quarantined']} + {c['duplicates']} + "
+            f"{c['superseded']}",
         ),
     ]
     if expected["quarantine_rows"] >= 0:  # incremental runs: the quarantine frame holds every rejected row

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from lake import Lake
 from pipelines.common import materialize, release
+from pipelines.silver import interrupted
 from pipelines.silver.transform import prepare_batch
 
 SOURCE, TARGET = "bronze.trips", "silver.trips"
@@ -43,10 +44,12 @@ def orphaned(
     retired: list[str],
     live: set[str],
     passing: DataFrame,
+    runs: interrupted.Finished,
 ) -> Readmitted:
     """The bronze rows (as of the pinned `version`) of `live` content hashes holding a trip of a `retired` version
-    that neither the batch's `passing` rows nor silver's rows of other versions hold. Runs only when a run retires
-    versions it did not read."""
+    that neither the batch's `passing` rows nor silver's rows of other versions hold. Only rows a finished run wrote
+    count as held: an attempt that stopped may have re-admitted them, and its rerun reads them again to count them.
+    Runs only when a run retires versions it did not read."""
     live = live - set(retired)
     if not retired or not live:
         return Readmitted()
@@ -58,7 +61,7 @@ def orphaned(
     keys = prepare_batch(old, zones).select("trip_key").join(passing.select("trip_key"), "trip_key", "left_anti")
     if lake.exists(TARGET):
         in_months = F.date_format("pickup_date", "yyyy-MM").isin(months) & ~F.col("_source_hash").isin(retired)
-        kept = lake.read(TARGET).where(in_months).select("trip_key")
+        kept = interrupted.kept_by_finished(lake.read(TARGET).where(in_months), runs).select("trip_key")
         keys = keys.join(kept, "trip_key", "left_anti")
     holders = bronze.where(F.col("pickup_month").isin(months) & F.col("_source_hash").isin(sorted(live)))
     found = prepare_batch(holders, zones).join(keys.distinct(), "trip_key", "left_semi").select(*ROW)

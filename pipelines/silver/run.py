@@ -17,7 +17,7 @@ from pipelines.bronze import ingest_log
 from pipelines.common import ExpectationFailed, Progress, StageError, StageResult, new_run_id
 from pipelines.rules import ACTIONS, Rule, load_rules
 from pipelines.schemas import SILVER_TRIPS
-from pipelines.silver import accounting, readmit, reinstate
+from pipelines.silver import accounting, interrupted, readmit, reinstate
 from pipelines.silver import quarantine as q
 from pipelines.silver import write as w
 from pipelines.silver.build import BatchStats, build_silver, rule_counts
@@ -144,7 +144,14 @@ def _fail_accounting(lake: Lake, result: StageResult, started_at, checks, when: 
 
 
 def readmit_orphans(
-    lake: Lake, source: Source, zones: DataFrame, retire: list[str], latest, stats: BatchStats, passing: DataFrame
+    lake: Lake,
+    source: Source,
+    zones: DataFrame,
+    retire: list[str],
+    latest,
+    stats: BatchStats,
+    passing: DataFrame,
+    runs: interrupted.Finished,
 ) -> readmit.Readmitted:
     """Adds to the source the live files' bronze rows holding trips of versions this run retires from silver (not
     the batch's own older versions), counted as read again (`pipelines.silver.readmit`)."""
@@ -152,7 +159,7 @@ def readmit_orphans(
     if not outside or source.rows is None:
         return readmit.Readmitted()
     live = set((latest or {}).values()) - {v.source_hash for v in stats.files}
-    back = readmit.orphaned(lake, source.versions[SOURCE], zones, outside, live, passing)
+    back = readmit.orphaned(lake, source.versions[SOURCE], zones, outside, live, passing, runs)
     if back.count:
         source.rows = source.rows.unionByName(back.rows)
         source.read_again += back.count
@@ -198,6 +205,9 @@ def run_silver(
         return _no_rows(lake, result, started_at, source if source.log_version is not None else None)
     if not reprocess_quarantine and source.versions[f"{SOURCE}@from"] is None:
         result.details["cleared"] = w.start_over(lake)
+    # an incremental run: what an attempt at this batch that stopped between its commits left (a rebuild starts over)
+    resuming = not reprocess_quarantine and source.versions[f"{SOURCE}@from"] is not None
+    runs = interrupted.finished(lake) if resuming else interrupted.Finished()
     ensure_table(lake, TARGET, SILVER_TRIPS)
     ensure_table(lake, QUARANTINE, q.QUARANTINE)
     supersede = bool(lake.conf.require("silver.supersede_republished")) and not reprocess_quarantine
@@ -215,7 +225,7 @@ def run_silver(
     write_plan = None
     try:
         retire = w.superseded_hashes(stats, latest, logged) if supersede else []
-        back = readmit_orphans(lake, source, zones, retire, latest, stats, passing)
+        back = readmit_orphans(lake, source, zones, retire, latest, stats, passing, runs)
         if back.count:  # the batch gained rows: built again, so rules, GE and the plan see one batch
             stats.release()
             read += back.count
@@ -235,8 +245,11 @@ def run_silver(
             drop_rules = [r.name for r in rules if r.action == "drop"]
             released = q.released_rows(source.quarantine_snapshot, stats.flagged, drop_rules, run_id)
             rejected = released.unionByName(rejected)
-        write_plan = w.plan(lake, passing, rejected, stats, retire, reprocess_quarantine, run_id, source.again_hashes)
+        write_plan = w.plan(
+            lake, passing, rejected, stats, retire, reprocess_quarantine, run_id, source.again_hashes, runs
+        )
         counts = accounting.counts(read, stats, write_plan.expected)
+        counts["retired_earlier"] = interrupted.retired_since(lake, runs) if resuming else 0
         # rows read again that are new to silver's accounting (not a quarantine row already there): lake doctor
         counts["reinstated"] = source.read_again - write_plan.expected["quarantine_present_again"]
         counts["readmitted"] = back.count

@@ -19,7 +19,7 @@ from lake import Lake
 from pipelines.bronze import ingest_log
 from pipelines.common import materialize, release
 from pipelines.days import day_filter, day_predicate
-from pipelines.silver import dedupe
+from pipelines.silver import dedupe, interrupted
 from pipelines.silver import quarantine as q
 from pipelines.silver.build import BatchStats, protected_hashes
 from pipelines.silver.transform import ROW_ID, to_silver
@@ -109,6 +109,15 @@ def _present_keys(passing: DataFrame, target: DataFrame) -> tuple[DataFrame, int
     return present, present.count()
 
 
+def _resumed(target: DataFrame, present: DataFrame, in_silver: int, runs: interrupted.Finished | None) -> int:
+    """Of the batch's trips silver has, those an attempt that stopped before finishing appended (this batch's own,
+    written before a crash: not duplicates). A job only when the batch has trips silver holds."""
+    if not in_silver or runs is None or not runs.run_ids:  # no finished run: a first run or a rebuild, silver empty
+        return 0
+    others = interrupted.written_by_others(target, runs).select("trip_key").join(present, "trip_key", "left_semi")
+    return others.distinct().count()
+
+
 def plan(
     lake: Lake,
     passing: DataFrame,
@@ -118,6 +127,7 @@ def plan(
     reprocess: bool,
     run_id: str,
     again: list[str] | None = None,
+    runs: interrupted.Finished | None = None,
 ) -> WritePlan:
     """Counts, before any commit, what each write will add: trips not in silver (days of the batch only, rows of
     retired versions excluded), one per trip_key, and quarantine rows not already there. Only narrow frames of
@@ -134,7 +144,8 @@ def plan(
     present, in_silver = _present_keys(passing, target)
     cached += [later, present]
     unique = stats.passed - duplicates
-    expected = {"unique_passed": unique, "in_silver": in_silver, "new_trips": unique - in_silver}
+    resumed = _resumed(target, present, in_silver, runs)
+    expected = {"unique_passed": unique, "in_silver": in_silver, "new_trips": unique - in_silver, "resumed": resumed}
     first = dedupe.without(passing, later, [ROW_ID], duplicates)
     new_trips = to_silver(dedupe.without(first, present, ["trip_key"], in_silver), run_id)
     if reprocess:
