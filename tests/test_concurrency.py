@@ -1,5 +1,6 @@
 """Ingests running at once (threads sharing a session): both succeed, retrying Delta conflicts, and the final
-bronze equals a serial run; a file landed by two runs at once is in bronze once."""
+bronze equals a serial run; a file landed by two runs at once is in bronze once, and logged once when one run starts
+between the other's bronze commit and its log write."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from pipelines.bronze import run_ingest
+from pipelines.bronze import ingest_log, run_ingest
 from tests.test_crash_ingest import fingerprint, lake_at, write_trips
 
 
@@ -47,3 +48,26 @@ def test_the_same_file_ingested_twice_at_once_lands_once(spark, tmp_path):
     assert {r.status for r in results} == {"success"}
     assert per_file(lake) == {"seed_2019-01.csv": 3, "yellow_tripdata_2019-01-07.csv": 8}
     assert fingerprint(lake)[:2] == (11, 11)
+
+
+def test_a_run_starting_between_another_runs_bronze_commit_and_its_log_write_logs_no_file_twice(
+    spark, tmp_path, monkeypatch
+):
+    first = write_trips(tmp_path / "yellow_tripdata_2019-01-07.csv", 8, 7)
+    second = write_trips(tmp_path / "yellow_tripdata_2019-01-08.csv", 5, 8)
+    lake = lake_at(spark, tmp_path / "lake")
+    real_write, during = ingest_log.write, {}
+
+    def write_after_another_run(lk, log, bronze_version):  # the second run starts and ends in the first one's gap
+        if not during:
+            during["started"] = True
+            during["run"] = run_ingest(lk, [str(second)])
+        return real_write(lk, log, bronze_version)
+
+    monkeypatch.setattr(ingest_log, "write", write_after_another_run)
+    result = run_ingest(lake, [str(first)])
+    assert result.counts["ingested_files"] == 1  # what the first run landed, reported by it
+    assert during["run"].counts["ingested_files"] == 2  # its own file and the first run's, not yet logged
+    entries = lake.read("bronze.ingest_log").where(F.col("status") == "ingested").collect()
+    assert sorted(Path(e.source_file).name for e in entries) == [first.name, second.name]
+    assert len({e.content_hash for e in entries}) == 2

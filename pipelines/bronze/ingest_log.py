@@ -202,10 +202,16 @@ class RunLog:
 
 
 def write(lake: Lake, log: RunLog, bronze_version: int | None) -> int | None:
-    """Appends the run's log rows; returns the log table's version (None when the run saw no file)."""
+    """Appends the run's log rows; returns the log table's version (None when the run saw no file).
+
+    A file version is logged `ingested` once. Two runs overlapping in time can both hold an entry for it: the run
+    that landed it, and one that started after the bronze commit and before that run's log write, which took the
+    version for one whose entry a crash lost (`recovered`). The log is read again just before the append, and an
+    entry another run has logged since this run read it is left out (the run's own counts still report it)."""
     if not log.entries:
         return lake.version(INGEST_LOG)
     logged_at = datetime.now(timezone.utc)
+    meanwhile = ingested_hashes(lake) if any(e["status"] == "ingested" for e in log.entries) else set()
     rows = [
         {
             **entry,
@@ -214,5 +220,8 @@ def write(lake: Lake, log: RunLog, bronze_version: int | None) -> int | None:
             "logged_at": log.dated.get(index, logged_at),
         }
         for index, entry in enumerate(log.entries)
+        if not (entry["status"] == "ingested" and entry["content_hash"] in meanwhile)
     ]
+    if not rows:
+        return lake.version(INGEST_LOG)
     return lake.append_records(INGEST_LOG, rows, user_metadata=log.run_id)
