@@ -153,6 +153,7 @@ class RunLog:
         self.run_id = run_id
         self.entries: list[dict[str, Any]] = []
         self.dated: dict[int, datetime] = {}  # entry index -> when its file landed, for entries of earlier runs
+        self.seen: set[str] = set()  # the hashes the log reported as ingested when the run read it (log_outcome)
 
     def add(
         self,
@@ -207,11 +208,12 @@ def write(lake: Lake, log: RunLog, bronze_version: int | None) -> int | None:
     A file version is logged `ingested` once. Two runs overlapping in time can both hold an entry for it: the run
     that landed it, and one that started after the bronze commit and before that run's log write, which took the
     version for one whose entry a crash lost (`recovered`). The log is read again just before the append, and an
-    entry another run has logged since this run read it is left out (the run's own counts still report it)."""
+    entry another run has logged since this run read it (`log.seen`) is left out (the run's own counts still report
+    it)."""
     if not log.entries:
         return lake.version(INGEST_LOG)
     logged_at = datetime.now(timezone.utc)
-    meanwhile = ingested_hashes(lake) if any(e["status"] == "ingested" for e in log.entries) else set()
+    meanwhile = ingested_hashes(lake) - log.seen if any(e["status"] == "ingested" for e in log.entries) else set()
     rows = [
         {
             **entry,

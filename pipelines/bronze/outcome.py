@@ -20,6 +20,7 @@ def log_outcome(
     content hashes in bronze before the run)."""
     run_id = log.run_id
     logged = ingest_log.ingested_hashes(lake)
+    log.seen = set(logged)  # what the log write compares with, to leave out what another run logs meanwhile
     # Files bronze holds that the log does not (a run killed between its bronze commit and its log write): found
     # whether or not they are passed again, so a republished version of one knows what it replaces.
     lost = ingest_log.landed_files(lake, sorted(committed - logged))
