@@ -12,6 +12,7 @@ import pytest
 from lake import Lake, load_conf
 from lake.doctor import OK, check_accounting
 from pipelines.bronze import run_ingest
+from pipelines.silver import run as silver_run
 from pipelines.silver import run_silver
 from pipelines.silver import write as silver_write
 
@@ -23,10 +24,12 @@ HEADER = (
 KEPT = "1,2019-01-10 08:43:31,2019-01-10 08:48:42,2,1.1,1,N,143,238,1,6.0,3.5,0.5,1.55,0.0,0.3,11.85,2.5"
 SHARED = "1,2019-01-10 23:50:00,2019-01-11 00:10:00,1,4.5,1,N,236,132,2,18.0,0.5,0.5,0.0,0.0,0.3,19.3,0.0"
 CORRECTED = "2,2019-01-10 16:30:11,2019-01-10 16:44:49,1,2.63,1,N,231,88,1,12.5,1.0,0.5,3.36,0.0,0.3,18.16,2.5"
+TWELFTH = "2,2019-01-12 09:00:00,2019-01-12 09:20:00,1,3.0,1,N,132,236,1,15.0,0.0,0.5,0.0,0.0,0.3,15.8,0.0"
 BAD = "1,2019-01-10 12:00:00,2019-01-10 12:10:00,12,1.5,1,N,236,237,2,8.0,0.0,0.5,0.0,0.0,0.3,8.8,0.0"  # 12 riders
 ELEVENTH = "2,2019-01-11 10:00:00,2019-01-11 10:30:00,1,5.0,1,N,132,236,1,20.0,0.0,0.5,0.0,0.0,0.3,20.8,0.0"
 
 TENTH, ELEVENTH_FILE = "yellow_tripdata_2019-01-10.csv", "yellow_tripdata_2019-01-11.csv"
+TWELFTH_FILE = "yellow_tripdata_2019-01-12.csv"
 
 
 def write(path: Path, lines: list[str]) -> str:
@@ -95,3 +98,28 @@ def test_a_run_stopped_between_its_commits_reruns_to_the_same_silver_and_account
     accounting = check_accounting(lake)
     assert accounting.status == OK, accounting.detail
     assert run_silver(lake).counts["bronze_read"] == 0  # read once
+    # the next day: one new trip and a copy of one silver holds; the stopped attempt's deletes are not counted again
+    run_ingest(lake, [write(tmp_path / "2019-01-13" / TWELFTH_FILE, [TWELFTH, ELEVENTH])])
+    later = run_silver(lake)
+    assert (
+        later.counts | {"silver_written": 1, "duplicates": 1, "retired_earlier": 0, "resumed_trips": 0} == later.counts
+    )
+    accounting = check_accounting(lake)
+    assert accounting.status == OK, accounting.detail
+
+
+def test_a_run_stopped_after_its_record_and_before_its_watermarks_is_not_read_again(spark, tmp_path, monkeypatch):
+    lake, republished = lake_with_a_shared_trip(spark, tmp_path)
+    run_ingest(lake, [republished])
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped before the watermarks")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(silver_run, "move_watermarks", stop)
+        with pytest.raises(RuntimeError, match="stopped"):
+            run_silver(lake)
+    assert trips(lake) == EXPECTED
+    assert run_silver(lake).counts["bronze_read"] == 0  # its record moved the watermarks
+    accounting = check_accounting(lake)
+    assert accounting.status == OK, accounting.detail

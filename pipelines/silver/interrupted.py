@@ -1,14 +1,20 @@
-"""What a silver attempt that stopped between its commits left behind, so its rerun counts the batch right.
+"""What a silver attempt that stopped before it finished left behind, so the next run counts its batch right.
 
-A run moves its watermark only after all of its commits, so the rerun reads the same batch. The data comes out
-right (the retirement finds nothing left to delete, the appends leave out what is there), but without this the
-rerun's counts describe only its own commits: trips the stopped attempt appended look like duplicates, and rows it
-retired are counted by no run, so `lake doctor`'s accounting failed after a crash although the tables were right.
-Silver rows carry the run that wrote them (`_silver_run_id`); quality.stage_runs names the runs that finished.
+A finished incremental run records, in quality.stage_runs, the versions of bronze.trips and bronze.ingest_log it read
+up to and of silver.trips and silver.quarantine it left; then it moves its watermarks. So:
+
+- commits on silver.trips or silver.quarantine after the versions finished runs recorded are a stopped attempt's:
+  its trips (`_silver_run_id` of the rows those commits inserted) are the rerun's `resumed_trips`, not duplicates,
+  and the rows they deleted (retirement, `numTargetRowsDeleted`) are `retired_earlier`;
+- a run stopped after its record and before its watermarks finished its batch: `repair_watermarks` moves them.
+
+Without this the rerun's counts described only its own commits, and `lake doctor`'s accounting failed after a crash
+although the tables were right.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from pyspark.sql import DataFrame
@@ -16,37 +22,72 @@ from pyspark.sql import functions as F
 
 from lake import Lake
 
+LOG = logging.getLogger(__name__)
 RUNS = "quality.stage_runs"
-RETIRING = ("silver.trips", "silver.quarantine")  # the tables a silver run deletes rows of (retirement)
+SOURCE, INGEST_LOG = "bronze.trips", "bronze.ingest_log"
+TARGET, QUARANTINE = "silver.trips", "silver.quarantine"
+RECORDED = (SOURCE, INGEST_LOG, TARGET, QUARANTINE)
 
 
 @dataclass(frozen=True)
 class Finished:
-    """The silver runs that finished (status success) and the last version of each table they recorded."""
+    """The finished silver runs' ids and the last version of each table they recorded; `unfinished`: run ids of the
+    silver.trips rows that commits after those versions inserted (a stopped attempt's)."""
 
-    run_ids: list[str] = field(default_factory=list)
+    run_ids: frozenset[str] = frozenset()
     versions: dict[str, int] = field(default_factory=dict)
+    unfinished: tuple[str, ...] = ()
 
 
 def finished(lake: Lake, stage: str = "silver") -> Finished:
-    """From quality.stage_runs, read without a Spark job where delta-rs can."""
+    """From quality.stage_runs (read without a Spark job where delta-rs can); the unfinished run ids are read from
+    silver.trips' change feed only when it has commits after the recorded version (after a crash)."""
     if not lake.exists(RUNS):
         return Finished()
     rows = [r for r in lake.rows(RUNS, ["run_id", "stage", "status", "versions"]) if r["stage"] == stage]
     done = [r for r in rows if r["status"] == "success"]
     versions: dict[str, int] = {}
     for row in done:
-        for table, version in dict(row["versions"] or []).items():
-            if table in RETIRING and version is not None:
+        recorded = dict(row["versions"] or [])
+        if SOURCE not in recorded:  # a reprocessing run: its commits insert no stopped attempt's rows, delete none
+            continue
+        for table, version in recorded.items():
+            if table in RECORDED and version is not None:
                 versions[table] = max(versions.get(table, -1), int(version))
-    return Finished(sorted({r["run_id"] for r in done}), versions)
+    run_ids = frozenset(r["run_id"] for r in done)
+    return Finished(run_ids, versions, _unfinished(lake, run_ids, versions.get(TARGET)))
+
+
+def _unfinished(lake: Lake, run_ids: frozenset[str], recorded: int | None) -> tuple[str, ...]:
+    current = lake.version(TARGET)
+    if current is None or (recorded is not None and current <= recorded):
+        return ()
+    try:
+        inserted = lake.read_changes(TARGET, recorded, current).select("_silver_run_id").distinct().collect()
+    except Exception as exc:  # noqa: BLE001 - the counts after a crash are then the rerun's own; the data is right
+        LOG.warning("cannot read %s's changes after version %s (%s)", TARGET, recorded, exc)
+        return ()
+    return tuple(sorted({row[0] for row in inserted if row[0] is not None} - run_ids))
+
+
+def repair_watermarks(lake: Lake, consumer: str, runs: Finished) -> None:
+    """A run that recorded its success and stopped before moving its watermarks finished its batch: they move to
+    the versions it recorded. Only for incremental runs (no watermark on bronze.trips: a rebuild starts over)."""
+    mark = lake.watermark(consumer, SOURCE)
+    if mark is None:
+        return
+    for table in (SOURCE, INGEST_LOG):
+        done = runs.versions.get(table)
+        current = mark if table == SOURCE else lake.watermark(consumer, table)
+        if done is not None and (current is None or done > current):
+            lake.set_watermark(consumer, table, done)
 
 
 def retired_since(lake: Lake, runs: Finished) -> int:
-    """Rows deleted from silver.trips and silver.quarantine by commits no finished run recorded: an attempt that
-    stopped after its retirement (each commit's numTargetRowsDeleted, read from the commit files)."""
+    """Rows deleted from silver.trips and silver.quarantine by commits after the versions finished runs recorded:
+    an attempt that stopped after its retirement (each commit's numTargetRowsDeleted, read from the commit files)."""
     deleted = 0
-    for table in RETIRING:
+    for table in (TARGET, QUARANTINE):
         current = lake.version(table)
         if current is None:
             continue
@@ -55,11 +96,11 @@ def retired_since(lake: Lake, runs: Finished) -> int:
     return deleted
 
 
-def written_by_others(rows: DataFrame, runs: Finished) -> DataFrame:
-    """Silver rows an unfinished attempt wrote (the batch's own trips, appended before the attempt stopped)."""
-    return rows.where(~F.col("_silver_run_id").isin(runs.run_ids)) if runs.run_ids else rows
+def written_by_others(rows: DataFrame, runs: Finished) -> DataFrame | None:
+    """Silver rows a stopped attempt wrote (the batch's own trips, appended before it stopped); None when none did."""
+    return rows.where(F.col("_silver_run_id").isin(list(runs.unfinished))) if runs.unfinished else None
 
 
 def kept_by_finished(rows: DataFrame, runs: Finished) -> DataFrame:
     """Silver rows a finished run wrote."""
-    return rows.where(F.col("_silver_run_id").isin(runs.run_ids)) if runs.run_ids else rows.limit(0)
+    return rows.where(~F.col("_silver_run_id").isin(list(runs.unfinished))) if runs.unfinished else rows

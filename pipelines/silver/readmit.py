@@ -63,9 +63,15 @@ def orphaned(
         in_months = F.date_format("pickup_date", "yyyy-MM").isin(months) & ~F.col("_source_hash").isin(retired)
         kept = interrupted.kept_by_finished(lake.read(TARGET).where(in_months), runs).select("trip_key")
         keys = keys.join(kept, "trip_key", "left_anti")
-    holders = bronze.where(F.col("pickup_month").isin(months) & F.col("_source_hash").isin(sorted(live)))
-    found = prepare_batch(holders, zones).join(keys.distinct(), "trip_key", "left_semi").select(*ROW)
-    rows = materialize(holders.join(found, ROW, "left_semi"))  # computed from the batch before it is released
+    keys = materialize(keys.distinct())  # computed from the batch before it is released
+    try:
+        if not keys.count():  # the batch or silver holds every trip of the retired versions
+            return Readmitted()
+        holders = bronze.where(F.col("pickup_month").isin(months) & F.col("_source_hash").isin(sorted(live)))
+        found = prepare_batch(holders, zones).join(keys, "trip_key", "left_semi").select(*ROW)
+        rows = materialize(holders.join(found, ROW, "left_semi"))
+    finally:
+        release([keys])
     count = rows.count()
     if not count:
         release([rows])

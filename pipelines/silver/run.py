@@ -178,9 +178,11 @@ def _no_rows(lake: Lake, result: StageResult, started_at, source: Source | None)
     """A run that read no rows: recorded, the watermarks (when a source is given) moved past the empty range."""
     result.counts = dict.fromkeys(["bronze_read", "silver_written", "quarantined", "duplicates", "superseded"], 0)
     result.details |= {"quarantined_by_rule": {}, "rules": [], "message": "no new rows"}
+    if source is not None and source.log_version is not None:
+        result.versions[reinstate.LOG] = source.log_version
+    quality.record_stage_run(lake, result, started_at, "0 = 0 + 0 + 0 + 0", True, "no new rows")
     if source is not None:
         move_watermarks(lake, source)
-    quality.record_stage_run(lake, result, started_at, "0 = 0 + 0 + 0 + 0", True, "no new rows")
     return result
 
 
@@ -198,6 +200,9 @@ def run_silver(
     zones = load_zones(lake)
     zone_ids = [row.zone_id for row in zones.select("zone_id").collect()]  # once, not once per rule
     rules = [rule.bound({ZONE_REFERENCE: zone_ids}) for rule in rules]
+    runs = interrupted.finished(lake)  # what finished runs recorded, and a stopped attempt's traces
+    if not reprocess_quarantine:
+        interrupted.repair_watermarks(lake, STAGE, runs)
     source = read_source(lake, reprocess_quarantine)
     mode = "reprocess_quarantine" if reprocess_quarantine else "incremental"
     result = StageResult(STAGE, run_id, versions=dict(source.versions), details={"mode": mode})
@@ -205,9 +210,7 @@ def run_silver(
         return _no_rows(lake, result, started_at, source if source.log_version is not None else None)
     if not reprocess_quarantine and source.versions[f"{SOURCE}@from"] is None:
         result.details["cleared"] = w.start_over(lake)
-    # an incremental run: what an attempt at this batch that stopped between its commits left (a rebuild starts over)
-    resuming = not reprocess_quarantine and source.versions[f"{SOURCE}@from"] is not None
-    runs = interrupted.finished(lake) if resuming else interrupted.Finished()
+        runs = interrupted.Finished()  # a rebuild starts over: nothing a stopped attempt left stays
     ensure_table(lake, TARGET, SILVER_TRIPS)
     ensure_table(lake, QUARANTINE, q.QUARANTINE)
     supersede = bool(lake.conf.require("silver.supersede_republished")) and not reprocess_quarantine
@@ -230,10 +233,12 @@ def run_silver(
             stats.release()
             read += back.count
             say(f"read {back.count:,} rows again: live files hold trips of the retired versions")
-            passing, rejected, stats = build_silver(
-                source.rows, zones, rules, run_id, supersede, latest, logged, exists
-            )
-            stats._cached.append(back.rows)  # freed with the batch
+            try:
+                passing, rejected, stats = build_silver(
+                    source.rows, zones, rules, run_id, supersede, latest, logged, exists
+                )
+            finally:
+                stats._cached.append(back.rows)  # freed with the batch (the released one's, if the build failed)
         phases["build"] = time.perf_counter() - mark - phases["read_count"]
         say(f"typed and checked {stats.rows:,} rows against {len(rules)} rules: {stats.rejected:,} rejected")
         mark = time.perf_counter()
@@ -246,9 +251,18 @@ def run_silver(
             released = q.released_rows(source.quarantine_snapshot, stats.flagged, drop_rules, run_id)
             rejected = released.unionByName(rejected)
         write_plan = w.plan(
-            lake, passing, rejected, stats, retire, reprocess_quarantine, run_id, source.again_hashes, runs
+            lake,
+            passing,
+            rejected,
+            stats,
+            retire,
+            reprocess_quarantine,
+            run_id,
+            source.again_hashes,
+            None if reprocess_quarantine else runs,
         )
         counts = accounting.counts(read, stats, write_plan.expected)
+        resuming = runs.run_ids and not reprocess_quarantine
         counts["retired_earlier"] = interrupted.retired_since(lake, runs) if resuming else 0
         # rows read again that are new to silver's accounting (not a quarantine row already there): lake doctor
         counts["reinstated"] = source.read_again - write_plan.expected["quarantine_present_again"]
@@ -273,9 +287,15 @@ def run_silver(
     result.versions["quality.runs"] = quality.record_rules(
         lake, run_id, STAGE, SUITE, rules, stats.rules, verdict, "success"
     )
-    if not reprocess_quarantine:  # only after silver and quarantine committed
-        move_watermarks(lake, source)
     result.details["phase_seconds"] = {name: round(s, 3) for name, s in phases.items()}
     result.details["stage_seconds"] = round(time.perf_counter() - clock, 3)
+    if not reprocess_quarantine:  # the versions the run leaves and read up to (pipelines.silver.interrupted)
+        for table in (TARGET, QUARANTINE):
+            result.versions.setdefault(table, lake.version(table))
+        if source.log_version is not None:
+            result.versions[reinstate.LOG] = source.log_version
+    # recorded, then the watermarks: a stop between the two is repaired from the record by the next run
     quality.record_stage_run(lake, result, started_at, accounting.summary(checks + after), True, "")
+    if not reprocess_quarantine:  # only after silver and quarantine committed
+        move_watermarks(lake, source)
     return result

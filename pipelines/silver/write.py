@@ -111,11 +111,11 @@ def _present_keys(passing: DataFrame, target: DataFrame) -> tuple[DataFrame, int
 
 def _resumed(target: DataFrame, present: DataFrame, in_silver: int, runs: interrupted.Finished | None) -> int:
     """Of the batch's trips silver has, those an attempt that stopped before finishing appended (this batch's own,
-    written before a crash: not duplicates). A job only when the batch has trips silver holds."""
-    if not in_silver or runs is None or not runs.run_ids:  # no finished run: a first run or a rebuild, silver empty
+    written before a crash: not duplicates). A job only after a crash, when the batch has trips silver holds."""
+    others = interrupted.written_by_others(target, runs) if in_silver and runs is not None else None
+    if others is None:
         return 0
-    others = interrupted.written_by_others(target, runs).select("trip_key").join(present, "trip_key", "left_semi")
-    return others.distinct().count()
+    return others.select("trip_key").join(present, "trip_key", "left_semi").distinct().count()
 
 
 def plan(
