@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -29,6 +30,11 @@ DUMP_ENV = "LAKE_CLASS_ARCHIVE_DUMP"  # set in the child process that writes the
 OFF = ("off", "none", "false", "no")
 AUTO = ("auto", "on", "true", "yes")
 DUMP_TIMEOUT_SECONDS = 900
+# Each Java, pyspark installation (a new virtualenv: a new path) and delta-spark gets its own ~190 MB archive. A
+# driver touches the one it starts from; writing a new one removes the others unused for KEEP_DAYS, and all but the
+# KEEP most recently used, so the JAR cache does not grow by one archive per virtualenv for ever.
+KEEP, KEEP_DAYS = 3, 14
+PATTERN = "driver-classes-*.jsa"
 
 
 def archive_path(conf: Conf) -> Path | None:
@@ -67,6 +73,10 @@ def driver_options(conf: Conf) -> list[str]:
     path = archive_path(conf)
     if path is None or not path.is_file():
         return []
+    try:
+        os.utime(path)  # last used now (see prune)
+    except OSError:
+        pass  # a read-only cache: the archive is used all the same
     option = f"-XX:SharedArchiveFile={path}"
     return [f'"{option}"' if any(c.isspace() for c in option) else option, *QUIET]  # Spark splits options as a shell
 
@@ -135,7 +145,22 @@ def create(conf: Conf | None = None, force: bool = False) -> Path | None:
         os.replace(partial, path)  # a driver starting meanwhile sees no archive or a whole one
     finally:
         partial.unlink(missing_ok=True)
+    prune(path)
     return path
+
+
+def prune(current: Path, keep: int = KEEP, days: float = KEEP_DAYS) -> list[Path]:
+    """Removes the archives beside `current` (other Javas or virtualenvs) unused for `days`, and all but the `keep`
+    most recently used; returns those removed. A driver whose archive is gone starts without one (driver_options
+    checks that it exists)."""
+    others = sorted(
+        (p for p in current.parent.glob(PATTERN) if p != current), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    cutoff = time.time() - days * 86400
+    removed = [p for i, p in enumerate(others) if i >= keep - 1 or p.stat().st_mtime < cutoff]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 if __name__ == "__main__":

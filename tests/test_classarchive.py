@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,32 @@ def test_a_local_driver_runs_the_parallel_collector_and_maps_the_archive_with_it
         command = [java, "-Xshare:on", *collector, f"-XX:SharedArchiveFile={path}", "-cp", classpath, "-version"]
         checked = subprocess.run(command, capture_output=True, text=True, check=False)
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_writing_an_archive_removes_old_and_surplus_ones_and_a_driver_marks_its_own_used(tmp_path, monkeypatch):
+    monkeypatch.delenv(classarchive.DUMP_ENV, raising=False)
+    now = time.time()
+    ages = {"a": 1, "b": 2, "c": 3, "d": 20}  # days since each was last used
+    for name, days in ages.items():
+        old = tmp_path / f"driver-classes-{name}.jsa"
+        old.write_bytes(b"archive")
+        os.utime(old, (now - days * 86400, now - days * 86400))
+    (tmp_path / "delta-spark.jar").write_bytes(b"jar")
+    current = tmp_path / "driver-classes-new.jsa"
+    current.write_bytes(b"archive")
+    removed = classarchive.prune(current, keep=3, days=14)
+    # the two most recently used others stay beside the current one; the third is surplus, d unused for 20 days
+    assert sorted(p.name for p in removed) == ["driver-classes-c.jsa", "driver-classes-d.jsa"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "delta-spark.jar",
+        "driver-classes-a.jsa",
+        "driver-classes-b.jsa",
+        "driver-classes-new.jsa",
+    ]
+
+    conf = _conf(tmp_path)
+    path = classarchive.archive_path(conf)
+    path.write_bytes(b"archive")
+    os.utime(path, (now - 30 * 86400, now - 30 * 86400))
+    assert "SharedArchiveFile" in spark_settings(conf)["spark.driver.extraJavaOptions"]
+    assert path.stat().st_mtime > now - 60  # used: it is not the one a later prune removes
