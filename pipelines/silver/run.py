@@ -250,16 +250,9 @@ def run_silver(
             drop_rules = [r.name for r in rules if r.action == "drop"]
             released = q.released_rows(source.quarantine_snapshot, stats.flagged, drop_rules, run_id)
             rejected = released.unionByName(rejected)
+        stopped = None if reprocess_quarantine else runs  # a stopped attempt's trips are an incremental batch's
         write_plan = w.plan(
-            lake,
-            passing,
-            rejected,
-            stats,
-            retire,
-            reprocess_quarantine,
-            run_id,
-            source.again_hashes,
-            None if reprocess_quarantine else runs,
+            lake, passing, rejected, stats, retire, reprocess_quarantine, run_id, source.again_hashes, stopped
         )
         counts = accounting.counts(read, stats, write_plan.expected)
         resuming = runs.run_ids and not reprocess_quarantine
