@@ -28,7 +28,7 @@ class Check:
 def counts(read: int, stats: BatchStats, expected: dict[str, int]) -> dict[str, int]:
     """The run's counts as planned (silver_written and quarantine_written are replaced by the committed ones)."""
     in_batch = stats.passed - expected["unique_passed"]
-    in_silver = expected["in_silver"] - expected["resumed"]  # not duplicates: this batch's trips, appended by a stop
+    in_silver = expected["in_silver"] - expected["resumed"]  # resumed: this batch's own, from a stopped attempt
     return {
         "bronze_read": read,
         "silver_written": expected["new_trips"],

@@ -21,10 +21,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from lake import Lake
+from pipelines.bronze import ingest_log
 
 LOG = logging.getLogger(__name__)
 RUNS = "quality.stage_runs"
-SOURCE, INGEST_LOG = "bronze.trips", "bronze.ingest_log"
+SOURCE, INGEST_LOG = "bronze.trips", ingest_log.INGEST_LOG
 TARGET, QUARANTINE = "silver.trips", "silver.quarantine"
 RECORDED = (SOURCE, INGEST_LOG, TARGET, QUARANTINE)
 

@@ -21,10 +21,11 @@ from pyspark.sql import functions as F
 from lake import Lake
 from pipelines.common import materialize, release
 from pipelines.silver import interrupted
+from pipelines.silver import quarantine as q
 from pipelines.silver.transform import prepare_batch
 
 SOURCE, TARGET = "bronze.trips", "silver.trips"
-ROW = ["_source_hash", "_row_number"]
+ROW = q.QUARANTINE_KEYS  # one bronze row: its file version and row number
 
 
 @dataclass

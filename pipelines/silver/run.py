@@ -155,7 +155,8 @@ def readmit_orphans(
 ) -> readmit.Readmitted:
     """Adds to the source the live files' bronze rows holding trips of versions this run retires from silver (not
     the batch's own older versions), counted as read again (`pipelines.silver.readmit`)."""
-    outside = [h for h in retire if h not in set(stats.superseded_hashes)]
+    in_batch = set(stats.superseded_hashes)
+    outside = [h for h in retire if h not in in_batch]
     if not outside or source.rows is None:
         return readmit.Readmitted()
     live = set((latest or {}).values()) - {v.source_hash for v in stats.files}
