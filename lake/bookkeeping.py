@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Schema, write_deltalake
 
 MARKER = "taxiLakehouseAppend"  # a commitInfo key naming one append, to tell whether a failed call committed
 COMPACT_AT = 50  # files: compacted after an append, as Delta's auto compaction (minNumFiles) does for Spark's writes
@@ -74,6 +74,48 @@ def append(path: str, records: list[dict[str, Any]], user_metadata: str | None =
     version = table.version()
     _compact(table)
     return version
+
+
+def create(
+    path: str,
+    schema_json: str,
+    partition_by: list[str],
+    properties: dict[str, str],
+    records: list[dict[str, Any]] | None = None,
+    user_metadata: str | None = None,
+) -> int:
+    """Creates the Delta table at the local path (schema as Spark's JSON, partitioning, properties) in one commit,
+    holding records if any; returns its version. A table already there (another writer won the race) gets records
+    appended instead, or nothing. Raises NotAppended when nothing was committed. Spark's first write of a table costs
+    ~0.5 s a table, this ~0.01 s (BENCHMARKS.md, "Tables created without Spark")."""
+    path = urlparse(path).path if path.startswith("file:") else path
+    schema = Schema.from_json(schema_json)
+    if not records:
+        try:
+            DeltaTable.create(path, schema, mode="ignore", partition_by=partition_by or None, configuration=properties)
+        except Exception as exc:
+            if not DeltaTable.is_deltatable(path):
+                raise NotAppended(f"{type(exc).__name__}: {exc}") from exc
+        return DeltaTable(path).version()
+    marker = uuid.uuid4().hex
+    metadata = {MARKER: marker} | ({"userMetadata": user_metadata} if user_metadata else {})
+    data = pa.Table.from_pylist(records, schema=pa.schema(schema.to_arrow()))
+    try:
+        write_deltalake(
+            path,
+            data,
+            mode="append",
+            partition_by=partition_by or None,
+            configuration=properties,
+            commit_properties=CommitProperties(custom_metadata=metadata),
+        )
+    except Exception as exc:
+        committed = _committed(path, marker, -1) if DeltaTable.is_deltatable(path) else None
+        if committed is None:
+            raise NotAppended(f"{type(exc).__name__}: {exc}") from exc
+        return committed
+    found = _committed(path, marker, -1)  # 0 unless another writer created the table first
+    return DeltaTable(path).version() if found is None else found
 
 
 def _committed(path: str, marker: str, after: int) -> int | None:

@@ -24,6 +24,16 @@ DELTA_SETTINGS = {
 }
 
 
+TABLE_DEFAULTS = "spark.databricks.delta.properties.defaults."
+
+
+def table_defaults(conf: Conf) -> dict[str, str]:
+    """The properties Delta gives every table a session built from conf creates (its
+    spark.databricks.delta.properties.defaults.*): a table created without Spark (lake.bookkeeping) carries them too."""
+    settings = {**DELTA_SETTINGS, **{str(k): str(v) for k, v in (conf.get("spark.extra") or {}).items()}}
+    return {f"delta.{k.removeprefix(TABLE_DEFAULTS)}": v for k, v in settings.items() if k.startswith(TABLE_DEFAULTS)}
+
+
 def spark_settings(conf: Conf) -> dict[str, str]:
     """All spark.* settings the session is built with."""
     settings = {

@@ -28,13 +28,43 @@ class SmallTables:
         """A few rows (bookkeeping) in one append commit; returns its version. By delta-rs once the table exists on
         a local root (lake.bookkeeping: no Spark job), else, or when delta-rs committed nothing, by Lake.append."""
         records = _fitted(table, self.spec(table).schema, records)
-        if self._delta_rs_writes and self.exists(table):
-            self.ensure_properties(table)
+        if self._delta_rs_writes:
             try:
+                if not self.exists(table):
+                    return self._create(table, records, user_metadata)
+                self.ensure_properties(table)
                 return bookkeeping.append(self.path(table), records, user_metadata)
             except bookkeeping.NotAppended as exc:
                 LOG.warning("delta-rs cannot append to %s (%s); appending with Spark", table, exc)
         return self.append(table, self.spark.createDataFrame(records, self.spec(table).schema), user_metadata)
+
+    def create(self: Lake, table: str) -> None:
+        """Creates the table empty if it is missing (by delta-rs on a local root: no Spark job), so that every later
+        write is an append or a MERGE with comparable metrics."""
+        if self.exists(table):
+            return
+        if self._delta_rs_writes:
+            try:
+                self._create(table)
+                return
+            except bookkeeping.NotAppended as exc:
+                LOG.warning("delta-rs cannot create %s (%s); creating it with Spark", table, exc)
+        self.append(table, self.empty(table))
+
+    def _create(
+        self: Lake, table: str, records: list[dict[str, Any]] | None = None, user_metadata: str | None = None
+    ) -> int:
+        """The table created by delta-rs as Spark's first write would create it: the registry's schema with every
+        column nullable (Spark's file writes store them so), partitioning, and properties with the session's
+        defaults."""
+        from lake.session import table_defaults
+
+        spec = self.spec(table)
+        schema = T.StructType([T.StructField(f.name, f.dataType, True, f.metadata) for f in spec.schema.fields])
+        properties = table_defaults(self.conf) | spec.write_options
+        version = bookkeeping.create(spec.path, schema.json(), spec.partition_by, properties, records, user_metadata)
+        self._properties_checked.add(spec.full_name)
+        return version
 
     def rows(self: Lake, table: str, columns: list[str]) -> list[dict[str, Any]]:
         """A small table's columns as rows (the ingest log): read by delta-rs where it can, else through Spark."""

@@ -10,6 +10,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
 from lake import Lake
@@ -41,6 +43,7 @@ class SuiteResult:
     seconds: float
     data_docs: str | None = None
     statistics: dict[str, Any] = field(default_factory=dict)
+    engine: str = "spark"
 
 
 def data_docs_dir(lake: Lake) -> Path | None:
@@ -139,6 +142,20 @@ def _in_set_in_one_call() -> type:
     return InSetInOneCall
 
 
+def _session_zone(batch: DataFrame) -> str:
+    return str(batch.sparkSession.conf.get("spark.sql.session.timeZone"))
+
+
+def _local_times(table: pa.Table, zone: str) -> pa.Table:
+    """Timestamps as naive times of the session's zone, which is how Spark compares a timestamp with a rule's bound
+    (`"2009-01-01 00:00:00"`) and how its toPandas hands them to pandas."""
+    for index, column in enumerate(table.schema):
+        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+            local = pc.local_timestamp(table.column(index).cast(pa.timestamp(column.type.unit, zone)))
+            table = table.set_column(index, column.name, local)
+    return table
+
+
 def raised_exceptions(info: dict | None) -> list[str]:
     """The exception messages of a GE result: its own, or its metrics' ({metric id: exception info}, GE 1.x)."""
     infos = [info] if info and "raised_exception" in info else list((info or {}).values())
@@ -151,18 +168,30 @@ def validate(
     suite_name: str,
     docs: Path | None = None,
     unexpected_examples: int = DEFAULT_UNEXPECTED_EXAMPLES,
+    engine: str = "spark",
 ) -> SuiteResult:
     """Runs the rules as a GE 1.x suite on a Spark DataFrame (materialize it first: GE reads it several times).
 
-    GE's own persist is off: by default it caches the batch again in Spark's columnar cache and never releases it,
-    a second copy of every batch held for the life of the process (at 5M rows: the driver's OutOfMemoryError).
+    engine "spark": GE's Spark engine, on the executors. Its own persist is off: by default it caches the batch again
+    in Spark's columnar cache and never releases it, a second copy of every batch held for the life of the process
+    (at 5M rows: the driver's OutOfMemoryError). engine "pandas": the rules' columns are collected to the driver
+    (Arrow) and GE's pandas engine validates them: for a small batch (the caller bounds its rows) ~0.4 s against
+    ~1.5 s of Spark jobs and Py4J calls (BENCHMARKS.md, "GE on small batches").
     """
     started = time.perf_counter()
-    if not unexpected_examples:
-        _no_query_for_no_examples()
-    _in_set_in_one_call()
     context = _context(docs)
-    asset = context.data_sources.add_spark(name="lake", persist=False).add_dataframe_asset(name=suite_name)
+    if engine == "pandas":
+        columns = list(dict.fromkeys(column for rule in rules for column in rule.columns))
+        dataframe: Any = _local_times(batch.select(*columns).toArrow(), _session_zone(batch)).to_pandas()
+        source = context.data_sources.add_pandas(name="lake")
+    elif engine == "spark":
+        if not unexpected_examples:
+            _no_query_for_no_examples()
+        _in_set_in_one_call()
+        dataframe, source = batch, context.data_sources.add_spark(name="lake", persist=False)
+    else:
+        raise ValueError(f"GE engine must be spark or pandas, not {engine!r}")
+    asset = source.add_dataframe_asset(name=suite_name)
     batch_definition = asset.add_batch_definition_whole_dataframe(name="batch")
     # Expectations given to the suite before it is saved: added to a saved suite, each one re-serialized the whole
     # suite into the store (validate 2.28 -> 2.19 s on a small batch, bench/results/suite.md). The constructor logs
@@ -177,7 +206,7 @@ def validate(
         gx.ValidationDefinition(name=f"{suite_name}_validation", data=batch_definition, suite=suite)
     )
     result_format = {"result_format": "BASIC", "partial_unexpected_count": unexpected_examples}
-    outcome = definition.run(batch_parameters={"dataframe": batch}, result_format=result_format)
+    outcome = definition.run(batch_parameters={"dataframe": dataframe}, result_format=result_format)
     rule_success, unexpected = {}, {}
     for item in outcome.results:
         rule = item.expectation_config.meta["rule"]
@@ -196,6 +225,7 @@ def validate(
         seconds=time.perf_counter() - started,
         data_docs=index,
         statistics=dict(outcome.statistics),
+        engine=engine,
     )
 
 

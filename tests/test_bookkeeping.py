@@ -70,8 +70,11 @@ def _run_ids(lake) -> list[str]:
 
 
 def test_bookkeeping_rows_are_appended_without_a_spark_job_once_the_table_exists(lake):
-    first = lake.append_records(STAGE_RUNS, [_stage_run("r1")], user_metadata="r1")  # creates it: Spark
     tracker = lake.spark.sparkContext.statusTracker()
+    jobs = set(tracker.getJobIdsForGroup())
+    first = lake.append_records(STAGE_RUNS, [_stage_run("r1")], user_metadata="r1")  # creates it with its row
+    assert set(tracker.getJobIdsForGroup()) == jobs and first == 0
+    assert lake.exists(STAGE_RUNS)  # Spark's first look at the table loads its snapshot (a job)
     jobs = set(tracker.getJobIdsForGroup())
     second = lake.append_records(STAGE_RUNS, [_stage_run("r2", 2), _stage_run("r3", 3)], user_metadata="r2")
     assert set(tracker.getJobIdsForGroup()) == jobs  # delta-rs committed them

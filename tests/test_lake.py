@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 from registry_edit import lake_with_registry_edit
 
-from lake import load_conf
+from lake import Lake, load_conf
 from lake.catalog import WATERMARKS, TableMissingError, UnknownTableError
 from lake.config import ConfigError
 from lake.session import session_conf, spark_settings
@@ -301,9 +301,11 @@ def test_an_append_does_not_retry_errors_that_are_not_conflicts(lake, spark, mon
 
 
 def test_two_first_watermarks_at_once_both_land(lake, spark, monkeypatch):
-    """The first append creates the table; the writer that loses that race appends again, beside the winner's row."""
+    """The first append creates the table; the writer that loses that race appends again, beside the winner's row.
+    Spark's writes here (an object store's root): delta-rs creates it on a local root (the test after this one)."""
     from lake import delta
 
+    monkeypatch.setattr(Lake, "_delta_rs_writes", property(lambda self: False))
     real_write, calls = delta.write, []
 
     def loses_the_race_to_create(df, path, *args, **kwargs):
@@ -318,6 +320,30 @@ def test_two_first_watermarks_at_once_both_land(lake, spark, monkeypatch):
     lake.set_watermark("silver", "bronze.trips", 3)
     assert len(calls) == 1
     assert (lake.watermark("silver", "bronze.trips"), lake.watermark("gold", "silver.trips")) == (3, 7)
+
+
+def test_a_first_watermark_delta_rs_creates_beside_another_lands_too(spark, tmp_path, monkeypatch):
+    """A local root's bookkeeping table is created by delta-rs: another writer creating it first (between this one's
+    look and its write) leaves this one's row appended beside it, in a commit of its own."""
+    from lake import bookkeeping
+
+    lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark)
+    real_write, calls = bookkeeping.write_deltalake, []
+
+    def another_writer_first(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            monkeypatch.setattr(bookkeeping, "write_deltalake", real_write)
+            lake.set_watermark("gold", "silver.trips", 7)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(bookkeeping, "write_deltalake", another_writer_first)
+    lake.set_watermark("silver", "bronze.trips", 3)
+    assert len(calls) == 1
+    assert (lake.watermark("silver", "bronze.trips"), lake.watermark("gold", "silver.trips")) == (3, 7)
+    assert lake.version(WATERMARKS) == 1
+    properties = lake.spark.sql(f"SHOW TBLPROPERTIES delta.`{lake.path(WATERMARKS)}`").collect()
+    assert {row.key: row.value for row in properties}["delta.enableChangeDataFeed"] == "true"  # the session default
 
 
 def test_the_version_follows_commits_made_outside_this_session(spark, tmp_path):

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
-from lake import load_conf
+from lake import Lake, load_conf
 from pipelines import quality
-from pipelines.common import StageError
+from pipelines.common import StageError, StageResult
 from pipelines.rules import RuleError, load_rules, parse_rules, violations
-from pipelines.silver.run import check_agreement
+from pipelines.silver.build import BatchStats
+from pipelines.silver.run import check_agreement, validate
 from pipelines.silver.transform import batch_columns
 
 COLUMNS = ["x", "y", "a", "b", "s"]
@@ -59,8 +61,10 @@ def test_violations_lists_every_broken_rule_in_rule_order_and_is_empty_for_a_cle
     assert listed == expected
 
 
-def test_great_expectations_counts_the_same_rows_as_the_spark_flags(frame, rules):
-    verdict = quality.validate(frame, rules, "rules_test")
+@pytest.mark.parametrize("engine", ["spark", "pandas"])
+def test_great_expectations_counts_the_same_rows_as_the_spark_flags(frame, rules, engine):
+    verdict = quality.validate(frame, rules, f"rules_test_{engine}", engine=engine)
+    assert verdict.engine == engine
     assert verdict.unexpected == {name: len(ids) for name, (_, ids) in CASES.items()}
     assert verdict.rule_success == {name: not ids for name, (_, ids) in CASES.items()}
     assert verdict.success is False
@@ -180,3 +184,29 @@ def test_in_set_is_one_sql_predicate_for_great_expectations_and_counts_like_the_
     fallback = quality.validate(batch, quoted_rules, "in_set_isin")
     monkeypatch.undo()
     assert calls and fallback.unexpected == {"q_in": 2}  # "N" and "x"
+
+
+def test_a_small_batch_whose_values_pandas_reads_otherwise_is_validated_by_spark(spark, tmp_path):
+    """GE's pandas engine takes NaN for a null and skips it; Spark's flag and GE's Spark engine count it out of
+    bounds. Silver then trusts GE's Spark engine, and the run goes on with counts that agree."""
+    frame = spark.createDataFrame([(1, float("nan")), (2, 5.0), (3, None)], "id int, y double").cache()
+    entry = {"name": "y_between", "type": "between", "column": "y", "action": "warn"}
+    rules = parse_rules({"rules": [{**entry, "params": {"min_value": 0, "max_value": 10}}]}, "test", ["y"])
+    flagged = frame.where(rules[0].violation()).count()
+    assert flagged == 1
+    assert quality.validate(frame, rules, "nan_pandas", engine="pandas").unexpected == {"y_between": 0}
+    stats = BatchStats(
+        rules={"y_between": {"rows": 3, "evaluated": 2, "failed": flagged}},
+        rows=3,
+        kept=3,
+        superseded=0,
+        rejected=0,
+        files=[],
+        flagged=frame,
+    )
+    lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path)}), spark)
+    result = StageResult(stage="silver", run_id="r", status="running")
+    verdict = validate(lake, stats, rules, result, "r", datetime.now(timezone.utc))
+    assert (verdict.engine, verdict.unexpected) == ("spark", {"y_between": 1})
+    assert result.details["ge_engine"] == "spark"
+    frame.unpersist()

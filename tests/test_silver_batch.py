@@ -7,11 +7,9 @@ from test_silver import GOOD, T2, bronze_rows  # tests/ is on sys.path under pyt
 
 from lake import expressions
 from pipelines.gold import run_gold
-from pipelines.schemas import SILVER_TRIPS
 from pipelines.silver import run_silver, write
 from pipelines.silver.build import batch_counts, build_silver, file_versions, summed
-from pipelines.silver.quarantine import QUARANTINE
-from pipelines.silver.run import ZONE_REFERENCE, ensure_table, load_zones, rules_for
+from pipelines.silver.run import ZONE_REFERENCE, load_zones, rules_for
 from pipelines.silver.transform import to_silver
 
 
@@ -76,8 +74,8 @@ def test_the_write_plan_counts_duplicates_by_key_and_never_shuffles_the_batch(la
     zones = load_zones(lake)
     ids = [row.zone_id for row in zones.select("zone_id").collect()]
     rules = [rule.bound({ZONE_REFERENCE: ids}) for rule in rules_for(lake)]
-    ensure_table(lake, "silver.trips", SILVER_TRIPS)
-    ensure_table(lake, "silver.quarantine", QUARANTINE)
+    lake.create("silver.trips")
+    lake.create("silver.quarantine")
     old, _, old_stats = build_silver(bronze_rows(lake.spark, [GOOD | T2], "old.csv"), zones, rules, "silver-old")
     lake.append("silver.trips", to_silver(old, "silver-old"))  # T2's trip is in silver
     old_stats.release()

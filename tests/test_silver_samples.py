@@ -37,19 +37,22 @@ def independent(ingested):
     batch = batch.persist(StorageLevel.MEMORY_AND_DISK)
     stats, totals = rule_stats(batch, rules, [r.name for r in rules if r.action == "drop"])
     verdict = quality.validate(batch, rules, "agreement_test")
+    on_driver = quality.validate(batch, rules, "agreement_test_pandas", engine="pandas")
     batch.unpersist()
-    return rules, stats, totals, verdict
+    return rules, stats, totals, verdict, on_driver
 
 
 def test_ge_unexpected_counts_equal_spark_flags_per_rule(independent):
-    rules, stats, _, verdict = independent
+    rules, stats, _, verdict, on_driver = independent
     assert verdict.unexpected == {rule.name: stats[rule.name]["failed"] for rule in rules}
     assert any(verdict.unexpected.values())  # the real month does break rules: the comparison is not vacuous
+    assert (on_driver.engine, verdict.engine) == ("pandas", "spark")
+    assert on_driver.unexpected == verdict.unexpected  # GE's pandas engine (small batches) counts as its Spark one
 
 
 def test_ge_unexpected_counts_equal_quarantine_counts_per_drop_rule(ingested, independent):
     lake, _ = ingested
-    rules, _, _, verdict = independent
+    rules, _, _, verdict, _ = independent
     reasons = lake.read("silver.quarantine").select(F.explode("_rules_failed").alias("rule")).groupBy("rule").count()
     quarantined = {r.rule: r["count"] for r in reasons.collect()}
     expected = {r.name: verdict.unexpected[r.name] for r in rules if r.action == "drop" and verdict.unexpected[r.name]}

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame
-from pyspark.sql import types as T
 
 from lake import Lake
 from lake.errors import MissingInputError
@@ -16,7 +15,6 @@ from pipelines import quality
 from pipelines.bronze import ingest_log
 from pipelines.common import ExpectationFailed, Progress, StageError, StageResult, new_run_id
 from pipelines.rules import ACTIONS, Rule, load_rules
-from pipelines.schemas import SILVER_TRIPS
 from pipelines.silver import accounting, interrupted, readmit, reinstate
 from pipelines.silver import quarantine as q
 from pipelines.silver import write as w
@@ -37,15 +35,10 @@ def rules_for(lake: Lake) -> list[Rule]:
 
 def load_zones(lake: Lake) -> DataFrame:
     """silver.zones, loaded from the lookup CSV (conf `bronze.zone_lookup`) the first time it is needed."""
-    if not lake.exists(ZONES):
-        lake.overwrite(ZONES, read_zone_csv(lake.spark, lake.conf.path("bronze.zone_lookup")))
+    if not lake.exists(ZONES):  # 265 rows: collected and written as records (no Spark write on a local root)
+        zones = read_zone_csv(lake.spark, lake.conf.path("bronze.zone_lookup")).collect()
+        lake.append_records(ZONES, [row.asDict() for row in zones])
     return lake.read(ZONES)
-
-
-def ensure_table(lake: Lake, table: str, schema: T.StructType) -> None:
-    """Creates an empty table so every later write is an append or MERGE with comparable metrics."""
-    if not lake.exists(table):
-        lake.append(table, lake.spark.createDataFrame([], schema))
 
 
 @dataclass
@@ -90,17 +83,21 @@ def read_source(lake: Lake, reprocess_quarantine: bool) -> Source:
     return open_quarantine(lake) if reprocess_quarantine else bronze_changes(lake)
 
 
+def disagreement(stats: dict, verdict: quality.SuiteResult) -> dict[str, tuple]:
+    """Rules whose GE unexpected count is not the Spark flags' count: {rule: (GE, Spark)}."""
+    return {
+        name: (verdict.unexpected.get(name), s["failed"])
+        for name, s in stats.items()
+        if verdict.unexpected.get(name) != s["failed"]
+    }
+
+
 def check_agreement(stats: dict, verdict: quality.SuiteResult) -> None:
     """Spark's row flags and GE's unexpected counts come from one rule definition: a difference is a bug."""
     uncounted = sorted(name for name in stats if verdict.unexpected.get(name) is None)
     if uncounted:
         raise StageError(f"Great Expectations returned no unexpected count for rule(s) {uncounted}; silver not changed")
-    differ = {
-        name: (verdict.unexpected.get(name), s["failed"])
-        for name, s in stats.items()
-        if verdict.unexpected.get(name) != s["failed"]
-    }
-    if differ:
+    if differ := disagreement(stats, verdict):
         raise StageError(f"Great Expectations and the Spark rule flags disagree (rule: (GE, Spark)): {differ}")
 
 
@@ -109,7 +106,12 @@ def validate(lake: Lake, stats: BatchStats, rules: list[Rule], result: StageResu
     docs = quality.data_docs_dir(lake) if lake.conf.require("silver.data_docs") else None
     examples = int(lake.conf.require("silver.ge_unexpected_examples"))
     if stats.kept:
-        verdict = quality.validate(stats.flagged, rules, SUITE, docs, examples)
+        # A small batch is validated by GE's pandas engine; should its counts differ from Spark's flags (a value
+        # pandas reads otherwise, such as NaN, which it takes for null), GE's Spark engine has the last word.
+        small = stats.kept <= int(lake.conf.get("silver.ge_pandas_max_rows", 0))
+        verdict = quality.validate(stats.flagged, rules, SUITE, docs, examples, "pandas" if small else "spark")
+        if small and disagreement(stats.rules, verdict):
+            verdict = quality.validate(stats.flagged, rules, SUITE, docs, examples, "spark")
     else:  # every row is an older version of a file (a reinstated version is newer): nothing to validate
         verdict = quality.SuiteResult(True, {r.name: True for r in rules}, {r.name: 0 for r in rules}, 0.0)
     check_agreement(stats.rules, verdict)
@@ -120,6 +122,7 @@ def validate(lake: Lake, stats: BatchStats, rules: list[Rule], result: StageResu
         "warned_by_rule": {n: stats.rules[n]["failed"] for n in by_action["warn"]},
         "ge_success": verdict.success,
         "ge_seconds": round(verdict.seconds, 3),
+        "ge_engine": verdict.engine,
         "data_docs": verdict.data_docs,
     }
     failed = {n: stats.rules[n]["failed"] for n in by_action["fail"]}
@@ -212,8 +215,8 @@ def run_silver(
     if not reprocess_quarantine and source.versions[f"{SOURCE}@from"] is None:
         result.details["cleared"] = w.start_over(lake)
         runs = interrupted.Finished()  # a rebuild starts over: nothing a stopped attempt left stays
-    ensure_table(lake, TARGET, SILVER_TRIPS)
-    ensure_table(lake, QUARANTINE, q.QUARANTINE)
+    lake.create(TARGET)  # empty: every later write is an append or MERGE with comparable metrics
+    lake.create(QUARANTINE)
     supersede = bool(lake.conf.require("silver.supersede_republished")) and not reprocess_quarantine
     phases: dict[str, float] = {}
     mark = time.perf_counter()
