@@ -83,11 +83,13 @@ def create(
     properties: dict[str, str],
     records: list[dict[str, Any]] | None = None,
     user_metadata: str | None = None,
+    exclusive: bool = False,
 ) -> int:
     """Creates the Delta table at the local path (schema as Spark's JSON, partitioning, properties) in one commit,
-    holding records if any; returns its version. A table already there (another writer won the race) gets records
-    appended instead, or nothing. Raises NotAppended when nothing was committed. Spark's first write of a table costs
-    ~0.5 s a table, this ~0.01 s (BENCHMARKS.md, "Tables created without Spark")."""
+    holding records if any; returns its version. A table already there (another writer won the race) gets the
+    records appended instead (a log), or, exclusive (reference data: written once), nothing. Raises NotAppended when
+    nothing was committed and the table is not there. Spark's first write of a table costs ~0.5 s a table, this
+    ~0.01 s (BENCHMARKS.md, "Tables created without Spark")."""
     path = urlparse(path).path if path.startswith("file:") else path
     schema = Schema.from_json(schema_json)
     if not records:
@@ -104,13 +106,16 @@ def create(
         write_deltalake(
             path,
             data,
-            mode="append",
+            mode="error" if exclusive else "append",
             partition_by=partition_by or None,
             configuration=properties,
             commit_properties=CommitProperties(custom_metadata=metadata),
         )
     except Exception as exc:
-        committed = _committed(path, marker, -1) if DeltaTable.is_deltatable(path) else None
+        there = DeltaTable.is_deltatable(path)
+        if there and exclusive:  # created by another writer (or by this one, before a later step failed)
+            return DeltaTable(path).version()
+        committed = _committed(path, marker, -1) if there else None
         if committed is None:
             raise NotAppended(f"{type(exc).__name__}: {exc}") from exc
         return committed

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from lake.catalog import Lake
 
 WATERMARKS = "meta.watermarks"
+FEED_DEFAULT = "delta.enableChangeDataFeed"  # the one session default (lake.session) delta-rs writes alike
 LOG = logging.getLogger(__name__)
 
 
@@ -38,31 +39,44 @@ class SmallTables:
                 LOG.warning("delta-rs cannot append to %s (%s); appending with Spark", table, exc)
         return self.append(table, self.spark.createDataFrame(records, self.spec(table).schema), user_metadata)
 
-    def create(self: Lake, table: str) -> None:
-        """Creates the table empty if it is missing (by delta-rs on a local root: no Spark job), so that every later
-        write is an append or a MERGE with comparable metrics."""
+    def create(self: Lake, table: str, records: list[dict[str, Any]] | None = None) -> None:
+        """Creates the table if it is missing, empty or holding records, by delta-rs on a local root (no Spark job):
+        an empty table makes every later write an append or a MERGE with comparable metrics; records are reference
+        data, written once: a table another writer created first is left as it is."""
         if self.exists(table):
             return
         if self._delta_rs_writes:
             try:
-                self._create(table)
+                self._create(table, _fitted(table, self.spec(table).schema, records or []), exclusive=True)
                 return
             except bookkeeping.NotAppended as exc:
                 LOG.warning("delta-rs cannot create %s (%s); creating it with Spark", table, exc)
-        self.append(table, self.empty(table))
+        if records:
+            self.overwrite(table, self.spark.createDataFrame(records, self.spec(table).schema))
+        else:
+            self.append(table, self.empty(table))
 
     def _create(
-        self: Lake, table: str, records: list[dict[str, Any]] | None = None, user_metadata: str | None = None
+        self: Lake,
+        table: str,
+        records: list[dict[str, Any]] | None = None,
+        user_metadata: str | None = None,
+        exclusive: bool = False,
     ) -> int:
         """The table created by delta-rs as Spark's first write would create it: the registry's schema with every
         column nullable (Spark's file writes store them so), partitioning, and properties with the session's
-        defaults."""
+        defaults. Other session defaults than the change data feed (deletion vectors, protocol versions) would give
+        delta-rs another protocol than Spark's: Spark creates those tables."""
         from lake.session import table_defaults
 
-        spec = self.spec(table)
+        spec, defaults = self.spec(table), table_defaults(self.conf)
+        if unknown := sorted(set(defaults) - {FEED_DEFAULT}):
+            raise bookkeeping.NotAppended(f"session defaults {unknown} are Spark's to apply")
         schema = T.StructType([T.StructField(f.name, f.dataType, True, f.metadata) for f in spec.schema.fields])
-        properties = table_defaults(self.conf) | spec.write_options
-        version = bookkeeping.create(spec.path, schema.json(), spec.partition_by, properties, records, user_metadata)
+        properties = defaults | spec.write_options
+        version = bookkeeping.create(
+            spec.path, schema.json(), spec.partition_by, properties, records, user_metadata, exclusive
+        )
         self._properties_checked.add(spec.full_name)
         return version
 

@@ -346,6 +346,30 @@ def test_a_first_watermark_delta_rs_creates_beside_another_lands_too(spark, tmp_
     assert {row.key: row.value for row in properties}["delta.enableChangeDataFeed"] == "true"  # the session default
 
 
+def test_reference_rows_another_writer_created_first_are_not_written_twice(spark, tmp_path, monkeypatch):
+    """Lake.create with records (silver.zones) writes them once: a writer that finds the table created by another
+    between its look and its write, or at its commit, leaves the other's rows alone (a log would append beside)."""
+    from lake import bookkeeping
+
+    zones = [{"zone_id": 1, "borough": "EWR", "zone": "Newark Airport", "service_zone": "EWR"}]
+    lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark)
+    real_write, calls = bookkeeping.write_deltalake, []
+
+    def another_writer_first(path, *args, **kwargs):
+        calls.append(path)
+        if len(calls) == 1:
+            monkeypatch.setattr(bookkeeping, "write_deltalake", real_write)
+            lake.create("silver.zones", zones)
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(bookkeeping, "write_deltalake", another_writer_first)
+    lake.create("silver.zones", zones)
+    assert len(calls) == 1
+    assert lake.read("silver.zones").count() == 1 and lake.version("silver.zones") == 0
+    lake.create("silver.zones", zones)  # there: nothing
+    assert lake.version("silver.zones") == 0
+
+
 def test_the_version_follows_commits_made_outside_this_session(spark, tmp_path):
     """Versions come from the table's Delta log brought up to date, not a cached snapshot: a commit another engine
     (delta-rs here, another process in production) makes is seen at once, as `history` sees it."""

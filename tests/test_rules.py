@@ -13,8 +13,9 @@ from pipelines import quality
 from pipelines.common import StageError, StageResult
 from pipelines.rules import RuleError, load_rules, parse_rules, violations
 from pipelines.silver.build import BatchStats
-from pipelines.silver.run import check_agreement, validate
+from pipelines.silver.run import validate
 from pipelines.silver.transform import batch_columns
+from pipelines.silver.verdicts import check_agreement
 
 COLUMNS = ["x", "y", "a", "b", "s"]
 # One row per case: (x, y, a, b, s); each rule below names which row ids it must flag.
@@ -186,17 +187,30 @@ def test_in_set_is_one_sql_predicate_for_great_expectations_and_counts_like_the_
     assert calls and fallback.unexpected == {"q_in": 2}  # "N" and "x"
 
 
-def test_a_small_batch_whose_values_pandas_reads_otherwise_is_validated_by_spark(spark, tmp_path):
-    """GE's pandas engine takes NaN for a null and skips it; Spark's flag and GE's Spark engine count it out of
-    bounds. Silver then trusts GE's Spark engine, and the run goes on with counts that agree."""
-    frame = spark.createDataFrame([(1, float("nan")), (2, 5.0), (3, None)], "id int, y double").cache()
-    entry = {"name": "y_between", "type": "between", "column": "y", "action": "warn"}
-    rules = parse_rules({"rules": [{**entry, "params": {"min_value": 0, "max_value": 10}}]}, "test", ["y"])
+FALLBACKS = {
+    # GE's pandas engine takes NaN for a null and skips it; Spark's flag and GE's Spark engine count it out of bounds
+    "nan": ("y double", [(1, float("nan")), (2, 5.0), (3, None)], {"min_value": 0, "max_value": 10}, 1),
+    # a date bound on a timestamp: Spark compares them, GE's pandas engine raises
+    "date_bound": (
+        "y timestamp",
+        [(1, datetime(2008, 12, 31, 23)), (2, datetime(2019, 1, 1)), (3, None)],
+        {"min_value": "2009-01-01"},
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FALLBACKS))
+def test_a_small_batch_pandas_reads_otherwise_is_validated_by_spark(spark, tmp_path, case):
+    """Silver then takes GE's Spark engine's verdict, and the run goes on with counts that agree."""
+    column, rows, params, failing = FALLBACKS[case]
+    frame = spark.createDataFrame(rows, f"id int, {column}").cache()
+    entry = {"name": "y_bounds", "type": "between", "column": "y", "action": "warn", "params": params}
+    rules = parse_rules({"rules": [entry]}, "test", ["y"])
     flagged = frame.where(rules[0].violation()).count()
-    assert flagged == 1
-    assert quality.validate(frame, rules, "nan_pandas", engine="pandas").unexpected == {"y_between": 0}
+    assert flagged == failing
     stats = BatchStats(
-        rules={"y_between": {"rows": 3, "evaluated": 2, "failed": flagged}},
+        rules={"y_bounds": {"rows": 3, "evaluated": 2, "failed": flagged}},
         rows=3,
         kept=3,
         superseded=0,
@@ -207,6 +221,31 @@ def test_a_small_batch_whose_values_pandas_reads_otherwise_is_validated_by_spark
     lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path)}), spark)
     result = StageResult(stage="silver", run_id="r", status="running")
     verdict = validate(lake, stats, rules, result, "r", datetime.now(timezone.utc))
-    assert (verdict.engine, verdict.unexpected) == ("spark", {"y_between": 1})
+    assert (verdict.engine, verdict.unexpected) == ("spark", {"y_bounds": failing})
     assert result.details["ge_engine"] == "spark"
+    if case == "nan":  # the same rule on values pandas reads alike: the pandas engine, unless configured off
+        small = StageResult(stage="silver", run_id="r", status="running")
+        stats.rules = {"y_bounds": {"rows": 1, "evaluated": 1, "failed": 0}}
+        stats.flagged = frame.where(F.col("id") == 2)
+        assert validate(lake, stats, rules, small, "r", datetime.now(timezone.utc)).engine == "pandas"
+        off = Lake(load_conf("test", overrides={"lake.root": str(tmp_path), "silver.ge_pandas_max_rows": 0}), spark)
+        assert validate(off, stats, rules, small, "r", datetime.now(timezone.utc)).engine == "spark"
     frame.unpersist()
+
+
+def test_timestamps_reach_pandas_as_times_of_the_session_zone(spark):
+    """A rule's bound is a time of the session's zone for Spark; the pandas engine must compare the same times."""
+    zone = spark.conf.get("spark.sql.session.timeZone")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        frame = spark.sql(
+            "SELECT * FROM VALUES (1, TIMESTAMP'2019-01-01 00:30:00'), (2, TIMESTAMP'2018-12-31 23:30:00'),"
+            " (3, TIMESTAMP'2019-01-01 04:30:00') AS t(id, y)"
+        ).cache()
+        entry = {"name": "y_window", "type": "between", "column": "y", "action": "warn"}
+        rules = parse_rules({"rules": [{**entry, "params": {"min_value": "2019-01-01 00:00:00"}}]}, "test", ["y"])
+        assert {row.id for row in frame.where(rules[0].violation()).collect()} == {2}  # 23:30 New York time
+        assert quality.validate(frame, rules, "zone_pandas", engine="pandas").unexpected == {"y_window": 1}
+        frame.unpersist()
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", zone)

@@ -139,6 +139,7 @@ def test_first_run_accounts_for_every_bronze_row(scenario):
     assert counts["duplicates_in_batch"] == 1 and counts["duplicates_in_silver"] == 0
     assert counts["silver_written"] == len(BATCH_A) + 1 - rejected - 1
     assert counts["bronze_read"] == counts["silver_written"] + counts["quarantined"] + counts["duplicates"]
+    assert scenario["first"].details["ge_engine"] == "pandas"  # a small batch: GE's pandas engine agreed
 
 
 def test_a_run_reports_its_progress_with_the_elapsed_time(scenario):
