@@ -322,22 +322,29 @@ def test_two_first_watermarks_at_once_both_land(lake, spark, monkeypatch):
     assert (lake.watermark("silver", "bronze.trips"), lake.watermark("gold", "silver.trips")) == (3, 7)
 
 
-def test_a_first_watermark_delta_rs_creates_beside_another_lands_too(spark, tmp_path, monkeypatch):
-    """A local root's bookkeeping table is created by delta-rs: another writer creating it first (between this one's
-    look and its write) leaves this one's row appended beside it, in a commit of its own."""
+def another_writer_first(monkeypatch, other) -> list[str]:
+    """Makes delta-rs' next write run other() (another writer creating the table) just before it; returns the paths
+    of the writes seen."""
     from lake import bookkeeping
 
-    lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark)
     real_write, calls = bookkeeping.write_deltalake, []
 
-    def another_writer_first(path, *args, **kwargs):
+    def write(path, *args, **kwargs):
         calls.append(path)
         if len(calls) == 1:
             monkeypatch.setattr(bookkeeping, "write_deltalake", real_write)
-            lake.set_watermark("gold", "silver.trips", 7)
+            other()
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(bookkeeping, "write_deltalake", another_writer_first)
+    monkeypatch.setattr(bookkeeping, "write_deltalake", write)
+    return calls
+
+
+def test_a_first_watermark_delta_rs_creates_beside_another_lands_too(spark, tmp_path, monkeypatch):
+    """A local root's bookkeeping table is created by delta-rs: another writer creating it first (between this one's
+    look and its write) leaves this one's row appended beside it, in a commit of its own."""
+    lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark)
+    calls = another_writer_first(monkeypatch, lambda: lake.set_watermark("gold", "silver.trips", 7))
     lake.set_watermark("silver", "bronze.trips", 3)
     assert len(calls) == 1
     assert (lake.watermark("silver", "bronze.trips"), lake.watermark("gold", "silver.trips")) == (3, 7)
@@ -349,20 +356,9 @@ def test_a_first_watermark_delta_rs_creates_beside_another_lands_too(spark, tmp_
 def test_reference_rows_another_writer_created_first_are_not_written_twice(spark, tmp_path, monkeypatch):
     """Lake.create with records (silver.zones) writes them once: a writer that finds the table created by another
     between its look and its write, or at its commit, leaves the other's rows alone (a log would append beside)."""
-    from lake import bookkeeping
-
     zones = [{"zone_id": 1, "borough": "EWR", "zone": "Newark Airport", "service_zone": "EWR"}]
     lake = Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark)
-    real_write, calls = bookkeeping.write_deltalake, []
-
-    def another_writer_first(path, *args, **kwargs):
-        calls.append(path)
-        if len(calls) == 1:
-            monkeypatch.setattr(bookkeeping, "write_deltalake", real_write)
-            lake.create("silver.zones", zones)
-        return real_write(path, *args, **kwargs)
-
-    monkeypatch.setattr(bookkeeping, "write_deltalake", another_writer_first)
+    calls = another_writer_first(monkeypatch, lambda: lake.create("silver.zones", zones))
     lake.create("silver.zones", zones)
     assert len(calls) == 1
     assert lake.read("silver.zones").count() == 1 and lake.version("silver.zones") == 0
