@@ -34,7 +34,11 @@ def silver(args: argparse.Namespace) -> int:
     if result.details.get("rules"):
         print()
         print("\n".join(format_rules(result)))
-        print(f"\nGreat Expectations suite success: {result.details['ge_success']} ({result.details['ge_seconds']} s)")
+        details = result.details
+        print(
+            f"\nGreat Expectations suite success: {details['ge_success']} "
+            f"({details.get('ge_engine', 'spark')} engine, {details['ge_seconds']} s)"
+        )
     docs = result.details.get("data_docs")
     print(f"Data Docs: {docs}" if docs else "Data Docs: not built (silver.data_docs is false or the lake is remote)")
     return 0

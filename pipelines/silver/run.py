@@ -231,7 +231,7 @@ def run_silver(
         mark = time.perf_counter()
         verdict = validate(lake, stats, rules, result, run_id, started_at)
         phases["great_expectations"] = time.perf_counter() - mark
-        say(f"Great Expectations suite: {'passed' if verdict.success else 'failed'}")
+        say(f"Great Expectations suite ({verdict.engine} engine): {'passed' if verdict.success else 'failed'}")
         mark = time.perf_counter()
         if reprocess_quarantine:
             drop_rules = [r.name for r in rules if r.action == "drop"]
