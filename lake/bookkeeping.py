@@ -89,7 +89,7 @@ def create(
     holding records if any; returns its version. A table already there (another writer won the race) gets the
     records appended instead (a log), or, exclusive (reference data: written once), nothing. Raises NotAppended when
     nothing was committed and the table is not there. Spark's first write of a table costs ~0.5 s a table, this
-    ~0.01 s (BENCHMARKS.md, "Tables created without Spark")."""
+    ~0.01 s (BENCHMARKS.md, "Small runs without their Spark fixed costs")."""
     path = urlparse(path).path if path.startswith("file:") else path
     schema = Schema.from_json(schema_json)
     if not records:

@@ -88,9 +88,7 @@ def validate(lake: Lake, stats: BatchStats, rules: list[Rule], result: StageResu
     docs = quality.data_docs_dir(lake) if lake.conf.require("silver.data_docs") else None
     examples = int(lake.conf.require("silver.ge_unexpected_examples"))
     if stats.kept:
-        # A small batch is validated by GE's pandas engine; should its counts differ from Spark's flags (a value
-        # pandas reads otherwise, such as NaN, which it takes for null), GE's Spark engine has the last word.
-        verdict = None
+        verdict = None  # a small batch: GE's pandas engine first (verdicts.on_driver)
         if stats.kept <= int(lake.conf.get("silver.ge_pandas_max_rows", 0)):
             verdict = verdicts.on_driver(stats, rules, SUITE, docs, examples)
         if verdict is None:
