@@ -5,6 +5,7 @@ agrees with: the rerun counts what the stopped attempt retired and appended."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,23 @@ def lake_with_a_shared_trip(spark, root: Path) -> tuple[Lake, str]:
     return lake, write(root / "2019-01-15" / TENTH, [KEPT, CORRECTED, BAD])
 
 
+@pytest.fixture(scope="module")
+def republished_root(spark, tmp_path_factory) -> Path:
+    """lake_with_a_shared_trip with the republished 10th ingested, built once: each test copies its lake folder (the
+    landing files stay here, where bronze's _source_file points)."""
+    root = tmp_path_factory.mktemp("readmit")
+    lake, republished = lake_with_a_shared_trip(spark, root)
+    run_ingest(lake, [republished])
+    return root / "lake"
+
+
+@pytest.fixture
+def republished(spark, republished_root, tmp_path) -> Lake:
+    """A copy of the module's lake, the republished 10th ingested and silver not run on it yet."""
+    shutil.copytree(republished_root, tmp_path / "lake")
+    return Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark)
+
+
 EXPECTED = [
     (10, 8, TENTH),
     (10, 16, TENTH),
@@ -64,9 +82,8 @@ EXPECTED = [
 ]
 
 
-def test_a_trip_the_republished_file_dropped_comes_back_from_the_live_file_that_holds_it(spark, tmp_path):
-    lake, republished = lake_with_a_shared_trip(spark, tmp_path)
-    run_ingest(lake, [republished])
+def test_a_trip_the_republished_file_dropped_comes_back_from_the_live_file_that_holds_it(republished):
+    lake = republished
     second = run_silver(lake)
     assert trips(lake) == EXPECTED
     counts = second.counts
@@ -77,9 +94,10 @@ def test_a_trip_the_republished_file_dropped_comes_back_from_the_live_file_that_
 
 
 @pytest.mark.parametrize("seam", ["append_trips", "append_quarantine"])
-def test_a_run_stopped_between_its_commits_reruns_to_the_same_silver_and_accounting(spark, tmp_path, monkeypatch, seam):
-    lake, republished = lake_with_a_shared_trip(spark, tmp_path)
-    run_ingest(lake, [republished])
+def test_a_run_stopped_between_its_commits_reruns_to_the_same_silver_and_accounting(
+    republished, tmp_path, monkeypatch, seam
+):
+    lake = republished
 
     def crash(*args, **kwargs):
         raise RuntimeError(f"stopped at {seam}")
@@ -88,8 +106,9 @@ def test_a_run_stopped_between_its_commits_reruns_to_the_same_silver_and_account
         patch.setattr(silver_write, seam, crash)
         with pytest.raises(RuntimeError, match="stopped"):
             run_silver(lake)
-    assert (10, 23, TENTH) not in trips(lake)  # retired
-    assert ((10, 23, ELEVENTH_FILE) in trips(lake)) is (seam == "append_quarantine")  # replaced before the stop
+    held = trips(lake)
+    assert (10, 23, TENTH) not in held  # retired
+    assert ((10, 23, ELEVENTH_FILE) in held) is (seam == "append_quarantine")  # replaced before the stop
     rerun = run_silver(lake)
     assert trips(lake) == EXPECTED and rerun.counts["readmitted"] == 1
     assert rerun.counts["retired_earlier"] == 2 and rerun.counts["retired_trips"] == 0
@@ -108,9 +127,8 @@ def test_a_run_stopped_between_its_commits_reruns_to_the_same_silver_and_account
     assert accounting.status == OK, accounting.detail
 
 
-def test_a_run_stopped_after_its_record_and_before_its_watermarks_is_not_read_again(spark, tmp_path, monkeypatch):
-    lake, republished = lake_with_a_shared_trip(spark, tmp_path)
-    run_ingest(lake, [republished])
+def test_a_run_stopped_after_its_record_and_before_its_watermarks_is_not_read_again(republished, monkeypatch):
+    lake = republished
 
     def stop(*args, **kwargs):
         raise RuntimeError("stopped before the watermarks")
