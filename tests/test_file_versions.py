@@ -4,6 +4,7 @@ nothing it should not and keeps nothing twice."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -125,15 +126,23 @@ def test_an_earlier_version_published_again_replaces_the_latest(spark, tmp_path)
     def days(lake: Lake) -> list[int]:
         return sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
 
-    stepwise, together = lake_at(spark, tmp_path / "stepwise"), lake_at(spark, tmp_path / "together")
-    late = lake_at(spark, tmp_path / "late")  # silver runs after A, then only after B and A again
-    for path in (a, b, str(a_again)):
-        run_ingest(stepwise, [path])
-        run_silver(stepwise)
-        run_ingest(together, [path])
-        run_ingest(late, [path])
-        if path == a:
-            run_silver(late)
+    def copy(lake: Lake, name: str) -> Lake:
+        """Another lake that took the same steps so far (a copy of the folder; the landed files stay where they are)."""
+        shutil.copytree(lake.root, tmp_path / name)
+        return lake_at(spark, tmp_path / name)
+
+    stepwise = lake_at(spark, tmp_path / "stepwise")  # silver runs after each publication
+    run_ingest(stepwise, [a])
+    together = copy(stepwise, "together")  # silver runs once, after all three
+    run_silver(stepwise)
+    run_ingest(stepwise, [b])
+    late = copy(stepwise, "late")  # silver runs after A, then only after B and A again
+    run_silver(stepwise)
+    run_ingest(stepwise, [str(a_again)])
+    run_silver(stepwise)
+    run_ingest(together, [b])
+    run_ingest(together, [str(a_again)])
+    run_ingest(late, [str(a_again)])
     assert days(stepwise) == [1, 5]  # A's trips, not B's
     third = stepwise.read("quality.stage_runs").where(F.col("stage") == "silver").orderBy("finished_at").collect()[-1]
     assert third.counts["reinstated"] == 2 and third.counts["retired_trips"] == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -96,22 +98,44 @@ def test_pins_come_from_registered_model_versions_and_the_cli_refuses_to_vacuum_
     assert "data file(s) and" in capsys.readouterr().out
 
 
+@dataclass(frozen=True)
+class SmallLake:
+    """A lake that took 25 January trips, then 25 February trips, each month through bronze, silver and gold; and
+    what it held after January."""
+
+    root: Path
+    gold_january: int  # gold.zone_daily's version
+    bronze_january: int  # bronze.trips's version
+    trips_january: list[str]  # silver.trips's trip keys
+    quarantined_january: int  # silver.quarantine's rows
+
+
 @pytest.fixture(scope="module")
-def small_lake(spark, tmp_path_factory) -> tuple[Lake, int]:
-    """25 January trips through bronze, silver and gold, then 25 February trips; returns January's zone_daily
-    version."""
+def small_lake_built(spark, tmp_path_factory) -> SmallLake:
+    """Built once per module; tests get a copy of its folder (small_lake)."""
     folder = tmp_path_factory.mktemp("maintenance")
     lake = Lake(load_conf("test", overrides={"lake.root": str(folder / "lake")}), spark)
-    versions = []
-    for month in ("01", "02"):
-        run_ingest(lake, [small_sample(folder, month)])
-        run_silver(lake)
-        versions.append(run_gold(lake).versions["gold.zone_daily"])
-    return lake, versions[0]
+    bronze = run_ingest(lake, [small_sample(folder, "01")]).versions["bronze.trips"]
+    run_silver(lake)
+    trips = sorted(lake.read("silver.trips").select("trip_key").toPandas()["trip_key"])
+    quarantined = lake.read("silver.quarantine").count()
+    gold = run_gold(lake).versions["gold.zone_daily"]
+    run_ingest(lake, [small_sample(folder, "02")])
+    run_silver(lake)
+    run_gold(lake)
+    return SmallLake(folder / "lake", gold, bronze, trips, quarantined)
+
+
+@pytest.fixture
+def small_lake(spark, small_lake_built, tmp_path) -> tuple[Lake, SmallLake]:
+    """A copy of the module's small lake (the landed files stay where bronze's _source_file points)."""
+    shutil.copytree(small_lake_built.root, tmp_path / "lake")
+    return Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark), small_lake_built
 
 
 def test_restore_then_query_and_the_next_gold_run_see_consistent_data(small_lake, monkeypatch, capsys):
-    lake, january = small_lake
+    lake, built = small_lake
+    january = built.gold_january
     sql = "SELECT pickup_date, sum(trips) AS trips, round(sum(revenue), 2) AS revenue FROM gold.zone_daily GROUP BY 1"
     before = comparable(run_query(lake, sql, "fast").table)
     then = comparable(run_query(lake, sql, "fast", version=january).table)
@@ -143,21 +167,17 @@ def test_restore_clears_the_watermarks_of_consumers_reading_the_table(lake):
     assert sorted(row.zone_id for row in lake.read(TABLE).collect()) == [1, 2, 3]
 
 
-def test_restoring_bronze_rebuilds_silver_from_what_bronze_holds_and_the_doctor_agrees(lake, tmp_path, monkeypatch):
+def test_restoring_bronze_rebuilds_silver_from_what_bronze_holds_and_the_doctor_agrees(small_lake, monkeypatch):
     from lake.doctor import OK, check_accounting
 
-    january = run_ingest(lake, [small_sample(tmp_path, "01")]).versions["bronze.trips"]
-    run_silver(lake)
-    before = sorted(lake.read("silver.trips").select("trip_key").toPandas()["trip_key"])
-    quarantined = lake.read("silver.quarantine").count()
-    run_ingest(lake, [small_sample(tmp_path, "02")])
-    run_silver(lake)
-    assert lake.read("silver.trips").count() > len(before)
+    lake, built = small_lake
+    before = built.trips_january
+    assert lake.read("silver.trips").count() > len(before)  # February's trips too
 
     monkeypatch.setenv("LAKE_ROOT", lake.root)
-    assert lake_cli(["--env", "test", "restore", "bronze.trips", "--version", str(january)]) == 0
+    assert lake_cli(["--env", "test", "restore", "bronze.trips", "--version", str(built.bronze_january)]) == 0
     rebuilt = run_silver(lake)  # the watermark was cleared: silver starts over from bronze as restored
     assert rebuilt.details["cleared"]["silver.trips"] > len(before)
     assert sorted(lake.read("silver.trips").select("trip_key").toPandas()["trip_key"]) == before
-    assert lake.read("silver.quarantine").count() == quarantined
+    assert lake.read("silver.quarantine").count() == built.quarantined_january
     assert check_accounting(lake).status == OK, check_accounting(lake).detail
