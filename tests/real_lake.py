@@ -28,6 +28,8 @@ FIRST, LATER = "january", "later"  # the landing's subfolders, one per ingest
 FIXTURE = "real_sample_lake"  # the fixture's name
 # The files using it: conftest's xdist scheduler runs them on one worker, so the lake is built once.
 SHARED_LAKE_FILES = ("tests/test_cluster.py", "tests/test_query.py", "tests/test_train_real.py")
+# Folders whose files are one unit of work as well: tests/flows shares one Prefect test server (its conftest).
+SHARED_FOLDERS = ("tests/flows/",)
 
 
 @dataclass
@@ -81,8 +83,9 @@ def build(spark: SparkSession, samples: Path, folder: Path) -> RealLake:
 
 def make_scheduler(config: Any, log: Any) -> Any:
     """`--dist loadfile` (what `make test` runs), except that SHARED_LAKE_FILES are one unit of work, so one worker
-    builds the lake once; None (xdist's own scheduler) for other modes. (xdist's `loadgroup` marks do not group under
-    pytest 9.2: xdist 3.8 renames `item._nodeid`, which pytest 9 no longer reads.)"""
+    builds the lake once, and so is each of SHARED_FOLDERS; None (xdist's own scheduler) for other modes. (xdist's
+    `loadgroup` marks do not group under pytest 9.2: xdist 3.8 renames `item._nodeid`, which pytest 9 no longer
+    reads.)"""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
@@ -90,6 +93,8 @@ def make_scheduler(config: Any, log: Any) -> Any:
     class SharedLakeScheduling(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             file = super()._split_scope(nodeid)
-            return FIXTURE if file in SHARED_LAKE_FILES else file
+            if file in SHARED_LAKE_FILES:
+                return FIXTURE
+            return next((folder for folder in SHARED_FOLDERS if file.startswith(folder)), file)
 
     return SharedLakeScheduling(config, log)

@@ -1,9 +1,10 @@
 """How `make test` spreads the suite over xdist workers: by file, except that the files sharing the real-sample lake
-(tests/real_lake.py) are one unit of work, so the lake is built once."""
+(tests/real_lake.py) are one unit of work, so the lake is built once, and so are tests/flows' files (one Prefect test
+server)."""
 
 from __future__ import annotations
 
-from real_lake import SHARED_LAKE_FILES, make_scheduler
+from real_lake import SHARED_FOLDERS, SHARED_LAKE_FILES, make_scheduler
 
 
 def test_the_files_sharing_the_real_sample_lake_run_on_one_worker_and_other_files_by_file(pytestconfig, monkeypatch):
@@ -15,6 +16,8 @@ def test_the_files_sharing_the_real_sample_lake_run_on_one_worker_and_other_file
     others = {scheduler._split_scope(f"tests/{name}.py::test_x") for name in ("test_lake", "test_gold")}
     assert others == {"tests/test_lake.py", "tests/test_gold.py"}
     assert not shared & others
+    flows = {scheduler._split_scope(f"tests/flows/{name}.py::test_x") for name in ("test_flows", "test_flows_ops")}
+    assert flows == {SHARED_FOLDERS[0]}
 
 
 def test_other_distribution_modes_keep_xdist_s_scheduler(pytestconfig, monkeypatch):

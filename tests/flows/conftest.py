@@ -18,8 +18,9 @@ from prefect.testing.utilities import prefect_test_harness
 from flows import daily as daily_module
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def prefect_api():
+    """One Prefect test server for tests/flows (the scheduler keeps the folder on one worker: real_lake.GROUPS)."""
     with prefect_test_harness(server_startup_timeout=180):
         yield
 
