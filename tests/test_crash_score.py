@@ -73,7 +73,7 @@ def predictions(lake) -> list[tuple]:
 
 
 def test_a_score_run_killed_mid_write_reruns_to_the_clean_result(spark, tmp_path):
-    params = write_params(tmp_path / "conf")
+    params = write_params(tmp_path / "conf", split={"windows": 1})  # one evaluation window: scoring needs the model
     lake = make_lake(spark, tmp_path / "lake", params)
     lake.append(FEATURES_TABLE, synthetic_features(spark, START, 12, 25, seed=21))
     run_train(lake)

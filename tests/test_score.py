@@ -23,9 +23,10 @@ START = dt.date(2019, 3, 1)
 
 @pytest.fixture(scope="module")
 def champion_lake(spark, tmp_path_factory):
-    """A lake with 20 days of trips and a trained champion model."""
+    """A lake with 20 days of trips and a trained champion model (evaluated on one window: scoring needs only the
+    model)."""
     root = tmp_path_factory.mktemp("score")
-    lake = make_lake(spark, root / "lake", write_params(root / "conf"))
+    lake = make_lake(spark, root / "lake", write_params(root / "conf", split={"windows": 1}))
     lake.append(FEATURES_TABLE, synthetic_features(spark, START, 20, 30, seed=11))
     trained = run_train(lake)
     return lake, trained
