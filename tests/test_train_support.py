@@ -90,7 +90,7 @@ def write_params(folder: Path, **changes: dict) -> Path:
     """conf/model.yaml with tiny-model settings for tests (two 7-day windows, a 2-point grid), then `changes`
     merged into its top-level sections (a non-dict value replaces the section)."""
     params = yaml.safe_load((DEFAULT_CONF_DIR / "model.yaml").read_text())
-    params["regressor"]["params"].update({"maxIter": 5, "maxDepth": 3, "maxBins": 32})
+    params["regressor"]["params"].update({"maxIter": 3, "maxDepth": 3, "maxBins": 32, "stepSize": 0.3})
     params["split"] = {"windows": 2, "window": "days", "test_days": 7, "min_train_rows": 100, "min_test_rows": 30}
     params["tuning"] = {"validation_days": 5, "grid": {"maxDepth": [2, 3]}}
     params["plots"]["sample_rows"] = 200
