@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -156,6 +157,17 @@ def _local_times(table: pa.Table, zone: str) -> pa.Table:
     return table
 
 
+def _bounds_in_zone(expectation: Any, batch: DataFrame) -> Any:
+    """GE's Spark engine compares a column with F.lit(bound), and GE has parsed a bound given as text into a naive
+    datetime, which PySpark places in the Python process's zone. Spark's own flags read the text in the session's
+    zone, so the bound is given that zone (an ambiguous or skipped local time resolves as Spark resolves it)."""
+    for name in ("min_value", "max_value"):
+        value = getattr(expectation, name, None)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            setattr(expectation, name, value.replace(tzinfo=ZoneInfo(_session_zone(batch))))
+    return expectation
+
+
 def raised_exceptions(info: dict | None) -> list[str]:
     """The exception messages of a GE result: its own, or its metrics' ({metric id: exception info}, GE 1.x)."""
     infos = [info] if info and "raised_exception" in info else list((info or {}).values())
@@ -172,11 +184,9 @@ def validate(
 ) -> SuiteResult:
     """Runs the rules as a GE 1.x suite on a Spark DataFrame (materialize it first: GE reads it several times).
 
-    engine "spark": GE's Spark engine, on the executors. Its own persist is off: by default it caches the batch again
-    in Spark's columnar cache and never releases it, a second copy of every batch held for the life of the process
-    (at 5M rows: the driver's OutOfMemoryError). engine "pandas": the rules' columns are collected to the driver
-    (Arrow) and GE's pandas engine validates them: for a small batch (the caller bounds its rows) ~0.4 s against
-    ~1.5 s of Spark jobs and Py4J calls (BENCHMARKS.md, "GE on small batches").
+    engine "spark": GE's Spark engine, its own persist off (it cached every batch again and never released it: at 5M
+    rows the driver's OutOfMemoryError). engine "pandas": the rules' columns are collected (Arrow) and GE's pandas
+    engine validates them, for a small batch (the caller bounds its rows) ~0.4 s against ~1.5 s (BENCHMARKS.md).
     """
     started = time.perf_counter()
     context = _context(docs)
@@ -196,7 +206,10 @@ def validate(
     # Expectations given to the suite before it is saved: added to a saved suite, each one re-serialized the whole
     # suite into the store (validate 2.28 -> 2.19 s on a small batch, bench/results/suite.md). The constructor logs
     # and skips an invalid expectation, hence the check.
-    suite = gx.ExpectationSuite(name=suite_name, expectations=[rule.expectation() for rule in rules])
+    expectations = [rule.expectation() for rule in rules]
+    if engine == "spark":  # the pandas engine gets the session zone's naive times (_local_times) instead
+        expectations = [_bounds_in_zone(expectation, batch) for expectation in expectations]
+    suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
     if len(suite.expectations) != len(rules):
         kept = {e.meta.get("rule") for e in suite.expectations}
         invalid = [r.name for r in rules if r.name not in kept]

@@ -233,8 +233,10 @@ def test_a_small_batch_pandas_reads_otherwise_is_validated_by_spark(spark, tmp_p
     frame.unpersist()
 
 
-def test_timestamps_reach_pandas_as_times_of_the_session_zone(spark):
-    """A rule's bound is a time of the session's zone for Spark; the pandas engine must compare the same times."""
+@pytest.mark.parametrize("engine", ["spark", "pandas"])
+def test_a_timestamp_bound_is_a_time_of_the_session_zone_for_both_engines(spark, engine):
+    """A rule's bound is a time of the session's zone for Spark's flags; both GE engines must compare the same times
+    (the suite's process runs in another zone: UTC)."""
     zone = spark.conf.get("spark.sql.session.timeZone")
     spark.conf.set("spark.sql.session.timeZone", "America/New_York")
     try:
@@ -245,7 +247,7 @@ def test_timestamps_reach_pandas_as_times_of_the_session_zone(spark):
         entry = {"name": "y_window", "type": "between", "column": "y", "action": "warn"}
         rules = parse_rules({"rules": [{**entry, "params": {"min_value": "2019-01-01 00:00:00"}}]}, "test", ["y"])
         assert {row.id for row in frame.where(rules[0].violation()).collect()} == {2}  # 23:30 New York time
-        assert quality.validate(frame, rules, "zone_pandas", engine="pandas").unexpected == {"y_window": 1}
+        assert quality.validate(frame, rules, f"zone_{engine}", engine=engine).unexpected == {"y_window": 1}
         frame.unpersist()
     finally:
         spark.conf.set("spark.sql.session.timeZone", zone)
