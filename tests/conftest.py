@@ -60,7 +60,8 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile` with the real-sample lake's files as one unit of work (tests/real_lake.py)."""
+    """`--dist loadfile` with the real-sample lake's files as one unit of work, and each of SHARED_FOLDERS
+    (tests/real_lake.py)."""
     from real_lake import make_scheduler
 
     return make_scheduler(config, log)

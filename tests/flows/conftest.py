@@ -1,9 +1,11 @@
-"""Fixtures of the flow tests: a temporary Prefect API per module, fake stage runners, model facts, a landing folder."""
+"""Fixtures of the flow tests: a temporary Prefect API for the folder, fake stage runners, model facts, a landing
+folder."""
 
 from __future__ import annotations
 
 import sys
 import types
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -17,12 +19,30 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows import daily as daily_module
 
+FOLDER = Path(__file__).resolve().parent
+_server: ExitStack | None = None  # the running Prefect test server, if any
 
-@pytest.fixture(scope="package", autouse=True)
-def prefect_api():
-    """One Prefect test server for tests/flows (the scheduler keeps the folder on one worker: real_lake.GROUPS)."""
-    with prefect_test_harness(server_startup_timeout=180):
-        yield
+
+@pytest.fixture(autouse=True)
+def prefect_api() -> None:
+    """One Prefect test server for this folder's tests: the first starts it, and it stops after the last
+    (pytest_runtest_teardown below). A package-scoped fixture would live as long as the session here (tests/ is no
+    package), with its server's services taking CPU from the tests after these. The xdist scheduler keeps the folder
+    on one worker (real_lake.SHARED_FOLDERS)."""
+    global _server
+    if _server is None:
+        stack = ExitStack()
+        stack.enter_context(prefect_test_harness(server_startup_timeout=180))
+        _server = stack
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stops the server when the next test is not one of this folder's (or there is none)."""
+    global _server
+    if _server is not None and (nextitem is None or FOLDER not in nextitem.path.parents):
+        _server.close()
+        _server = None
 
 
 @pytest.fixture
