@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 from delta.tables import DeltaTable
+from lake_copies import copy_of
 
 from cli.main import main as lake_cli
 from lake import Lake, load_conf
@@ -34,12 +34,6 @@ def healthy(spark, tmp_path_factory) -> Lake:
     return lake
 
 
-def copy_of(lake: Lake, tmp_path: Path) -> Lake:
-    """A throw-away copy of the lake, to break."""
-    shutil.copytree(lake.root, tmp_path / "lake")
-    return Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), lake.spark)
-
-
 def by_name(checks):
     return {check.name: check for check in checks}
 
@@ -64,7 +58,7 @@ def test_a_healthy_lake_passes_and_the_accounting_adds_up(healthy, monkeypatch, 
 
 
 def test_rows_missing_from_silver_and_an_unreadable_table_fail_with_a_fix(healthy, tmp_path, monkeypatch, capsys):
-    broken = copy_of(healthy, tmp_path)
+    broken = copy_of(healthy, tmp_path / "lake")
     DeltaTable.forPath(broken.spark, broken.path("silver.trips")).delete("vendor_id = 1 OR vendor_id = 2")
     accounting = check_accounting(broken)
     assert accounting.status == FAIL and "rows unaccounted for" in accounting.detail and accounting.fix
@@ -80,7 +74,7 @@ def test_rows_missing_from_silver_and_an_unreadable_table_fail_with_a_fix(health
 
 
 def test_newer_bronze_rows_are_a_warning_to_run_silver(healthy, tmp_path):
-    behind = copy_of(healthy, tmp_path)
+    behind = copy_of(healthy, tmp_path / "lake")
     extra = behind.read("bronze.trips").limit(2)
     behind.append("bronze.trips", extra.localCheckpoint())
     accounting = check_accounting(behind)

@@ -4,10 +4,10 @@ nothing it should not and keeps nothing twice."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from lake_copies import copy_of
 from pyspark.sql import functions as F
 
 from lake import Lake, load_conf
@@ -126,17 +126,12 @@ def test_an_earlier_version_published_again_replaces_the_latest(spark, tmp_path)
     def days(lake: Lake) -> list[int]:
         return sorted(r[0].day for r in lake.read("silver.trips").select("pickup_ts").collect())
 
-    def copy(lake: Lake, name: str) -> Lake:
-        """Another lake that took the same steps so far (a copy of the folder; the landed files stay where they are)."""
-        shutil.copytree(lake.root, tmp_path / name)
-        return lake_at(spark, tmp_path / name)
-
     stepwise = lake_at(spark, tmp_path / "stepwise")  # silver runs after each publication
     run_ingest(stepwise, [a])
-    together = copy(stepwise, "together")  # silver runs once, after all three
+    together = copy_of(stepwise, tmp_path / "together")  # silver runs once, after all three
     run_silver(stepwise)
     run_ingest(stepwise, [b])
-    late = copy(stepwise, "late")  # silver runs after A, then only after B and A again
+    late = copy_of(stepwise, tmp_path / "late")  # silver runs after A, then only after B and A again
     run_silver(stepwise)
     run_ingest(stepwise, [str(a_again)])
     run_silver(stepwise)

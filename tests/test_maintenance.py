@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lake_copies import copy_of
 from mlflow.tracking import MlflowClient
 
 from cli.main import main as lake_cli
@@ -103,7 +103,7 @@ class SmallLake:
     """A lake that took 25 January trips, then 25 February trips, each month through bronze, silver and gold; and
     what it held after January."""
 
-    root: Path
+    lake: Lake
     gold_january: int  # gold.zone_daily's version
     bronze_january: int  # bronze.trips's version
     trips_january: list[str]  # silver.trips's trip keys
@@ -123,14 +123,13 @@ def small_lake_built(spark, tmp_path_factory) -> SmallLake:
     run_ingest(lake, [small_sample(folder, "02")])
     run_silver(lake)
     run_gold(lake)
-    return SmallLake(folder / "lake", gold, bronze, trips, quarantined)
+    return SmallLake(lake, gold, bronze, trips, quarantined)
 
 
 @pytest.fixture
-def small_lake(spark, small_lake_built, tmp_path) -> tuple[Lake, SmallLake]:
-    """A copy of the module's small lake (the landed files stay where bronze's _source_file points)."""
-    shutil.copytree(small_lake_built.root, tmp_path / "lake")
-    return Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark), small_lake_built
+def small_lake(small_lake_built, tmp_path) -> tuple[Lake, SmallLake]:
+    """A copy of the module's small lake."""
+    return copy_of(small_lake_built.lake, tmp_path / "lake"), small_lake_built
 
 
 def test_restore_then_query_and_the_next_gold_run_see_consistent_data(small_lake, monkeypatch, capsys):

@@ -5,10 +5,10 @@ agrees with: the rerun counts what the stopped attempt retired and appended."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from lake_copies import copy_of
 
 from lake import Lake, load_conf
 from lake.doctor import OK, check_accounting
@@ -58,20 +58,17 @@ def lake_with_a_shared_trip(spark, root: Path) -> tuple[Lake, str]:
 
 
 @pytest.fixture(scope="module")
-def republished_root(spark, tmp_path_factory) -> Path:
-    """lake_with_a_shared_trip with the republished 10th ingested, built once: each test copies its lake folder (the
-    landing files stay here, where bronze's _source_file points)."""
-    root = tmp_path_factory.mktemp("readmit")
-    lake, republished = lake_with_a_shared_trip(spark, root)
+def republished_once(spark, tmp_path_factory) -> Lake:
+    """lake_with_a_shared_trip with the republished 10th ingested, built once: each test gets a copy."""
+    lake, republished = lake_with_a_shared_trip(spark, tmp_path_factory.mktemp("readmit"))
     run_ingest(lake, [republished])
-    return root / "lake"
+    return lake
 
 
 @pytest.fixture
-def republished(spark, republished_root, tmp_path) -> Lake:
+def republished(republished_once, tmp_path) -> Lake:
     """A copy of the module's lake, the republished 10th ingested and silver not run on it yet."""
-    shutil.copytree(republished_root, tmp_path / "lake")
-    return Lake(load_conf("test", overrides={"lake.root": str(tmp_path / "lake")}), spark)
+    return copy_of(republished_once, tmp_path / "lake")
 
 
 EXPECTED = [
