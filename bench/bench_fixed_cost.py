@@ -6,6 +6,7 @@ on). Each call is one JVM: compare settings in separate calls, one after the oth
 
     .venv/bin/python bench/bench_fixed_cost.py
     .venv/bin/python bench/bench_fixed_cost.py --set spark.sql.codegen.cache.maxEntries=100
+    TZ=America/New_York .venv/bin/python bench/bench_fixed_cost.py --days 40   # a machine outside UTC
     .venv/bin/python bench/bench_fixed_cost.py --set spark.sql.codegen.factoryMode=FALLBACK \
         --set spark.sql.codegen.wholeStage=true   # generated code, as outside the tests
 
@@ -47,12 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", action="append", default=[], help="a spark.* setting, key=value (repeatable)")
     parser.add_argument("--data", default="/tmp/bench_fixed_cost_data")
+    parser.add_argument("--days", type=int, default=5, help="daily files, one round each (40 rounds per 40 commits)")
     args = parser.parse_args(argv)
     conf = load_conf("test")
     extra = {**(conf.get("spark.extra") or {}), **dict(item.split("=", 1) for item in args.set)}
-    data = Path(args.data)
+    data = Path(args.data if args.days == 5 else f"{args.data}_{args.days}")
     if not data.exists():
-        generate(data, 200, date(2019, 1, 1), days=5, seed=1, defect_rate=0.05)
+        generate(data, 40 * args.days, date(2019, 1, 1), days=args.days, seed=1, defect_rate=0.05)
     root = Path(tempfile.mkdtemp(prefix="bench_fixed_cost_lake"))
     try:
         lake = Lake(conf.with_overrides({"lake.root": str(root), "spark.extra": extra}))
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         medians = {stage: statistics.median(r[stage] for r in warm) for stage in warm[0]}
         print(f"settings {args.set or 'as configured'} (spark.extra {extra}): median of {len(warm)} warm rounds: "
               + ", ".join(f"{k} {v:.2f} s" for k, v in medians.items())
-              + f"; driver JVM CPU {jvm_cpu_seconds(lake):.1f} s")  # fmt: skip
+              + f"; driver JVM CPU {jvm_cpu_seconds(lake):.1f} s"
+              + f"; the JVM's zone {lake.spark.sparkContext._jvm.java.util.TimeZone.getDefault().getID()}")  # fmt: skip
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

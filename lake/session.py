@@ -15,6 +15,10 @@ from lake.config import DEFAULT_FS, Conf
 from lake.jars import SparkSetupError, check_java, delta_coordinates, resolve_jars
 
 S3A_PARALLEL_COPY = "spark.hadoop.fs.s3a.optimized.copy.from.local.enabled"
+# The JVMs' own zone, whatever the machine's: Delta rebuilds a table's whole state from its log after every commit
+# when the session's, the JVM's or the system's zone is not UTC (allFilesInCrc.verificationMode.forceOnNonUTC). SQL
+# keeps the configured session zone (spark.session_time_zone).
+JVM_ZONE = "-Duser.timezone=UTC"
 DELTA_SETTINGS = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -70,10 +74,8 @@ def spark_settings(conf: Conf) -> dict[str, str]:
     log_config = conf.conf_dir / "log4j2.properties"
     logging = f"-Dlog4j.configurationFile=file:{log_config}" if log_config.exists() else ""
     archive = " ".join(classarchive.driver_options(conf))
-    if driver_options := " ".join(option for option in (logging, jvm_options, archive) if option):
-        settings["spark.driver.extraJavaOptions"] = driver_options
-    if jvm_options:
-        settings["spark.executor.extraJavaOptions"] = jvm_options
+    settings["spark.driver.extraJavaOptions"] = " ".join(o for o in (logging, JVM_ZONE, jvm_options, archive) if o)
+    settings["spark.executor.extraJavaOptions"] = " ".join(o for o in (JVM_ZONE, jvm_options) if o)
     settings.update({str(k): str(v) for k, v in (conf.get("spark.extra") or {}).items()})
     if shared_filesystem(conf, "s3a"):
         # MLflow uploads a staged model with copyFromLocalFile; S3A's parallel version of it hung for good on a

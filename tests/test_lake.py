@@ -221,6 +221,19 @@ def test_the_jvm_compiles_spark_s_large_generated_methods(spark):
     assert options in settings["spark.executor.extraJavaOptions"]  # and executors of a cluster get it too
 
 
+def test_the_jvms_run_in_utc_so_delta_does_not_rebuild_a_table_s_state_after_each_commit(spark):
+    """Delta 4.4 verifies each commit's checksum by a full state reconstruction when the session's, the JVM's or the
+    system's zone is not UTC; on a laptop in New York that was the JVM's zone. The driver runs in UTC whatever the
+    machine's zone, and a cluster's executors are started in it."""
+    jvm = spark.sparkContext._jvm
+    assert jvm.java.util.TimeZone.getDefault().getID() == "UTC"  # a UTC machine's JVM says Etc/UTC on its own
+    assert jvm.java.lang.System.getProperty("user.timezone") == "UTC"
+    snapshots = getattr(getattr(jvm.org.apache.spark.sql.delta, "Snapshot$"), "MODULE$")  # Scala's companion object
+    assert not snapshots.allFilesInCrcVerificationForceEnabled(spark._jsparkSession)
+    settings = spark_settings(load_conf("cluster", overrides={"spark.delta_jars": "none", "spark.jvm_options": ""}))
+    assert "-Duser.timezone=UTC" in settings["spark.executor.extraJavaOptions"].split()
+
+
 def test_cluster_settings_come_from_conf_and_the_environment(monkeypatch):
     """conf/cluster.yaml's master and executor sizes reach the session; SPARK_MASTER and SPARK_EXECUTOR_MEMORY win."""
     cluster = load_conf("cluster", overrides={"spark.delta_jars": "none"})
