@@ -44,22 +44,35 @@ def jvm_cpu_seconds(lake: Lake) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def small_run_arguments(description: str) -> argparse.ArgumentParser:
+    """The options of the small-run benches (this one, profile_small_run.py)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--set", action="append", default=[], help="a spark.* setting, key=value (repeatable)")
     parser.add_argument("--data", default="/tmp/bench_fixed_cost_data")
     parser.add_argument("--days", type=int, default=5, help="daily files, one round each (40 rounds per 40 commits)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def small_lake(args: argparse.Namespace, root: Path) -> tuple[Lake, list[Path]]:
+    """A fresh lake at root in the test configuration (plus --set) and the daily files (40 trips each, generated
+    once per --days)."""
     conf = load_conf("test")
     extra = {**(conf.get("spark.extra") or {}), **dict(item.split("=", 1) for item in args.set)}
     data = Path(args.data if args.days == 5 else f"{args.data}_{args.days}")
     if not data.exists():
         generate(data, 40 * args.days, date(2019, 1, 1), days=args.days, seed=1, defect_rate=0.05)
+    lake = Lake(conf.with_overrides({"lake.root": str(root), "spark.extra": extra}))
+    return lake, sorted(p for p in data.iterdir() if p.suffix == ".csv")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = small_run_arguments(__doc__.splitlines()[0]).parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="bench_fixed_cost_lake"))
     try:
-        lake = Lake(conf.with_overrides({"lake.root": str(root), "spark.extra": extra}))
+        lake, files = small_lake(args, root)
+        extra = lake.conf.get("spark.extra")
         rounds = []
-        for path in sorted(p for p in data.iterdir() if p.suffix == ".csv"):
+        for path in files:
             seconds = {}
             for stage, call in (
                 ("ingest", lambda path=path: run_ingest(lake, [str(path)])),

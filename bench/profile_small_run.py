@@ -12,14 +12,12 @@ wall time.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
 import time
 import traceback
 from collections import defaultdict
-from datetime import date
 from pathlib import Path
 
 import py4j.clientserver
@@ -27,9 +25,9 @@ import py4j.clientserver
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lake import Lake, load_conf  # noqa: E402
+from bench_fixed_cost import small_lake, small_run_arguments  # noqa: E402  (bench/ is on the path as a script)
+
 from pipelines.bronze import run_ingest  # noqa: E402
-from pipelines.generate import generate  # noqa: E402
 from pipelines.gold import run_gold  # noqa: E402
 from pipelines.silver import run_silver  # noqa: E402
 
@@ -66,21 +64,13 @@ class JvmWaits:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", action="append", default=[], help="a spark.* setting, key=value (repeatable)")
-    parser.add_argument("--data", default="/tmp/bench_fixed_cost_data")
+    parser = small_run_arguments(__doc__.splitlines()[0])
     parser.add_argument("--top", type=int, default=8, help="lines shown per stage")
     args = parser.parse_args(argv)
-    conf = load_conf("test")
-    extra = {**(conf.get("spark.extra") or {}), **dict(item.split("=", 1) for item in args.set)}
-    data = Path(args.data)
-    if not data.exists():
-        generate(data, 200, date(2019, 1, 1), days=5, seed=1, defect_rate=0.05)
-    files = sorted(p for p in data.iterdir() if p.suffix == ".csv")
     waits = JvmWaits()
     root = Path(tempfile.mkdtemp(prefix="profile_small_run"))
     try:
-        lake = Lake(conf.with_overrides({"lake.root": str(root), "spark.extra": extra}))
+        lake, files = small_lake(args, root)
         for index, path in enumerate(files):
             last = index == len(files) - 1
             for stage, call in (
