@@ -67,9 +67,11 @@ class StandaloneCluster:
             return json.load(response)
 
     def alive_workers(self) -> int:
+        """Workers the master has registered; 0 while its UI is not up. Spark's UI listens before all its pages are
+        attached: until `/json` is, the master's HTML page answers for it."""
         try:
             return sum(1 for worker in self.status()["workers"] if worker["state"] == "ALIVE")
-        except OSError:
+        except (OSError, ValueError):  # not listening yet, or not the JSON page yet (json's decode error)
             return 0
 
     def start(self, timeout: float = 90.0) -> StandaloneCluster:
