@@ -20,6 +20,8 @@ from typing import Any
 from py4j.protocol import Py4JError
 from pyspark.sql import DataFrame, SparkSession
 
+from lake.jvm import static
+
 LOG = logging.getLogger(__name__)
 FEED_PROPERTY = "delta.enableChangeDataFeed"
 
@@ -37,8 +39,8 @@ def _appended_rows(spark: SparkSession, path: str, start: int, end: int) -> Data
     if start > end:
         return None
     jvm = spark.sparkContext._jvm
-    none = jvm.scala.Option.empty()
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    none = static(spark, "scala.Option.empty")()
+    log = static(spark, "org.apache.spark.sql.delta.DeltaLog.forTable")(spark._jsparkSession, path)
     snapshot = log.getSnapshotAt(end, none, none, False)
     metadata = snapshot.metadata()
     if not _feed_on(metadata):
@@ -72,9 +74,8 @@ def added_file_stats(spark: SparkSession, path: str, version: int) -> list[dict[
     """The statistics (numRecords, minValues, maxValues, nullCount; {} when not collected) of every data file the
     commit at `version` added, read from its log entry: no data file is opened. None when the log has no such commit."""
     try:
-        jvm = spark.sparkContext._jvm
-        log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-        for _, actions in _commits(log, jvm.scala.Option.empty(), version, version):
+        log = static(spark, "org.apache.spark.sql.delta.DeltaLog.forTable")(spark._jsparkSession, path)
+        for _, actions in _commits(log, static(spark, "scala.Option.empty")(), version, version):
             added = [action.stats() for kind, action in actions if kind == "AddFile" and action.dataChange()]
             return [json.loads(text) if text else {} for text in added]
         return None

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from lake.changes import appended_rows
+from lake.jvm import static
 
 CDF_COLUMNS = ["_change_type", "_commit_version", "_commit_timestamp"]
 # Delta's optimistic-concurrency conflicts: another writer committed first; re-reading and retrying is safe.
@@ -38,7 +39,8 @@ _SNAPSHOT_API_OK = True  # False once the DeltaLog snapshot call failed on a sig
 
 
 def is_delta(spark: SparkSession, path: str) -> bool:
-    return DeltaTable.isDeltaTable(spark, path)
+    """DeltaTable.isDeltaTable in one Py4J round trip (read fresh: a table may appear during a run)."""
+    return bool(static(spark, "io.delta.tables.DeltaTable.isDeltaTable")(spark._jsparkSession, path))
 
 
 def latest_version(spark: SparkSession, path: str) -> int | None:
@@ -65,10 +67,9 @@ def _from_snapshot(spark: SparkSession, path: str, read: Callable[[Any], Any]) -
     global _SNAPSHOT_API_OK
     if not _SNAPSHOT_API_OK:
         return None
-    jvm = spark.sparkContext._jvm
     try:
-        log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-        none = jvm.scala.Option.empty()
+        log = static(spark, "org.apache.spark.sql.delta.DeltaLog.forTable")(spark._jsparkSession, path)
+        none = static(spark, "scala.Option.empty")()
         return read(log.update(False, none, none))
     except (Py4JJavaError, Py4JNetworkError):  # the call ran and failed (I/O, a broken log, the gateway): raise
         raise

@@ -309,12 +309,11 @@ def test_without_the_delta_log_snapshot_api_versions_come_from_history(lake, spa
     fast = lake.version(WATERMARKS)
     assert fast == v0 + 1
 
-    class NoSuchMethod:
-        def __getattr__(self, name):
-            raise Py4JError("Method update([class java.lang.Boolean]) does not exist")
+    def no_such_method(*args):
+        raise Py4JError("Method update([class java.lang.Boolean]) does not exist")
 
     monkeypatch.setattr(delta, "_SNAPSHOT_API_OK", True)
-    monkeypatch.setattr(type(spark.sparkContext), "_jvm", NoSuchMethod(), raising=False)
+    monkeypatch.setattr(delta, "static", lambda spark, name: no_such_method)  # lake.jvm's lookups of Delta's API
     with caplog.at_level("WARNING", logger="lake.delta"):
         assert delta._snapshot_version(spark, lake.path(WATERMARKS)) is None
     monkeypatch.undo()
