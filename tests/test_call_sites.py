@@ -14,8 +14,8 @@ from lake.session import spark_settings
 DEBUGGING = "spark.python.sql.dataFrameDebugging.enabled"
 
 
-def test_the_test_session_builds_a_column_in_three_round_trips(spark, monkeypatch):
-    assert spark.conf.get(DEBUGGING) == "false" and not is_debugging_enabled()
+def recorded(monkeypatch) -> list[str]:
+    """Every Py4J command sent from now on (this test's), in order."""
     commands: list[str] = []
     send = py4j.clientserver.ClientServerConnection.send_command
 
@@ -24,6 +24,12 @@ def test_the_test_session_builds_a_column_in_three_round_trips(spark, monkeypatc
         return send(connection, command)
 
     monkeypatch.setattr(py4j.clientserver.ClientServerConnection, "send_command", counted)
+    return commands
+
+
+def test_the_test_session_builds_a_column_in_three_round_trips(spark, monkeypatch):
+    assert spark.conf.get(DEBUGGING) == "false" and not is_debugging_enabled()
+    commands = recorded(monkeypatch)
     F.col("pickup_ts")
     assert len(commands) == 3, commands  # the functions class, its method, the call: no origin set and cleared
     assert not any("PySparkCurrentOrigin" in command for command in commands)
@@ -45,14 +51,7 @@ def test_a_table_s_existence_and_version_are_read_in_one_round_trip_each(spark, 
     assert not delta.is_delta(spark, table)
     spark.range(3).write.format("delta").save(table)
     assert delta.is_delta(spark, table) and delta.latest_version(spark, table) == 0  # warm: methods looked up
-    commands: list[str] = []
-    send = py4j.clientserver.ClientServerConnection.send_command
-
-    def counted(connection, command):
-        commands.append(command)
-        return send(connection, command)
-
-    monkeypatch.setattr(py4j.clientserver.ClientServerConnection, "send_command", counted)
+    commands = recorded(monkeypatch)
     assert delta.is_delta(spark, table)
     assert len(commands) == 1, commands
     spark.range(2).write.format("delta").mode("append").save(table)
