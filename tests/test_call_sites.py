@@ -42,7 +42,7 @@ def test_other_environments_keep_the_call_sites_of_errors():
     assert spark_settings(load_conf("test", overrides={"spark.delta_jars": "none"}))[DEBUGGING] == "false"
 
 
-def test_a_table_s_existence_and_version_are_read_in_one_round_trip_each(spark, tmp_path, monkeypatch):
+def test_existence_and_version_reads_do_not_look_delta_s_methods_up_again(spark, tmp_path, monkeypatch):
     """lake.jvm looks Delta's static methods up once: an existence check is one call into the JVM and a version five
     (the check, then the log brought up to date), both still read fresh."""
     from lake import delta
