@@ -30,7 +30,7 @@ from lake.session import (
 )
 from pipelines.bronze.ingest import plan_file, run_ingest
 from pipelines.bronze.rows import scan_paths
-from pipelines.silver.transform import read_zone_csv
+from pipelines.silver.transform import read_zone_csv, zone_contract
 from pipelines.train.tracking import STAGED_AT, STALE_STAGING, model_staging
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -222,6 +222,29 @@ def test_a_zone_lookup_given_as_a_file_uri_or_gzipped_is_read_on_the_driver(spar
     packed.write_bytes(gzip.compress(ZONE_LOOKUP.read_bytes()))
     expected = sorted(read_zone_csv(spark, str(ZONE_LOOKUP)).collect())
     assert sorted(read_zone_csv(spark, f"file://{packed}").collect()) == expected
+
+
+EDGY_LOOKUP = """"LocationID","Borough","Zone","service_zone"
+1,"EWR","Newark, Airport","EWR"
+
+2,,"Jamaica Bay",""
+3,"Bronx"
+4,"A","B","C","D"
+x,"y","z","w"
+5,"",  "q","r"
+"""
+
+
+@pytest.mark.parametrize("content", [None, EDGY_LOOKUP], ids=["shipped", "quotes-blanks-short-and-long-rows"])
+def test_the_zone_lookup_parsed_on_the_driver_equals_spark_s_csv_reader(spark, tmp_path, content):
+    """The driver parses a local lookup (no Python worker for 266 lines): the rows must be Spark's CSV reader's."""
+    lookup = ZONE_LOOKUP
+    if content is not None:
+        lookup = tmp_path / "zones.csv"
+        lookup.write_text(content)
+    by_spark = sorted(zone_contract(spark.read.option("header", True).csv(f"file://{lookup}")).collect())
+    assert sorted(read_zone_csv(spark, str(lookup)).collect()) == by_spark
+    assert len(by_spark) == (265 if content is None else 5)
 
 
 def test_ingest_reads_a_local_landing_folder_whatever_the_default_filesystem(spark, tmp_path, elsewhere):

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+import pyarrow as pa
 from py4j.protocol import Py4JError
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -197,9 +198,11 @@ def _splits(
         for (h, start), offset in offsets.items()
         if h in by_hash
     ]
-    columns = [(PATH, "string"), (BLOCK, "bigint"), ("_offset", "bigint"), ("_split_rows", "bigint")]
-    columns += [(c, "string") for c in SOURCE_COLUMNS]
-    return spark.createDataFrame(rows, ", ".join(f"{name} {kind}" for name, kind in columns))
+    columns = [(PATH, pa.string()), (BLOCK, pa.int64()), ("_offset", pa.int64()), ("_split_rows", pa.int64())]
+    columns += [(c, pa.string()) for c in SOURCE_COLUMNS]
+    # Sent as Arrow and read by the JVM: rows of Python objects would be unpickled by Python worker processes.
+    schema = pa.schema(columns)
+    return spark.createDataFrame(pa.Table.from_pylist([dict(zip(schema.names, row)) for row in rows], schema=schema))
 
 
 def read_csv_group(

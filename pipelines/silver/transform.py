@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 
-from pyspark import RDD
+import pyarrow as pa
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -161,17 +162,30 @@ def to_silver(trips: DataFrame, run_id: str) -> DataFrame:
 def read_zone_csv(spark: SparkSession, path: str) -> DataFrame:
     """The TLC taxi zone lookup CSV (LocationID, Borough, Zone, service_zone) as the silver.zones contract.
 
-    A local file (the shipped one; plain or .gz) is read by the driver and parsed by Spark from its lines: a
-    cluster's executors need not have it on their disks. One in a store (s3a://...) is read by the executors."""
-    source: str | RDD[str] = path
+    A local file (the shipped one; plain or .gz) is read and parsed by the driver and sent to Spark as Arrow: a
+    cluster's executors need not have it on their disks, and no Python worker process starts for 266 lines. One in a
+    store (s3a://...) is read by the executors."""
     if (local := local_path(path)) is not None:
         try:
-            with (gzip.open if local.endswith(".gz") else open)(local, "rt", encoding="utf-8-sig") as handle:
-                lines = handle.read().splitlines()  # 266 lines
+            raw = spark.createDataFrame(small_csv(local))
         except OSError as exc:
             raise MissingInputError(f"the zone lookup (conf bronze.zone_lookup) {path}: {exc}") from exc
-        source = spark.sparkContext.parallelize(lines, 1)
-    raw = spark.read.option("header", True).csv(source)
+    else:
+        raw = spark.read.option("header", True).csv(path)
+    return zone_contract(raw)
+
+
+def small_csv(local: str) -> pa.Table:
+    """A small local CSV file with a header (plain or .gz) as text columns, as Spark's CSV reader reads it: blank
+    lines skipped, empty values null, a short row's missing values null, a long row's extra values dropped."""
+    with (gzip.open if local.endswith(".gz") else open)(local, "rt", encoding="utf-8-sig", newline="") as handle:
+        header, *rows = [line for line in csv.reader(handle) if line] or [[]]
+    columns = [[(row[i] or None) if i < len(row) else None for row in rows] for i in range(len(header))]
+    return pa.table(columns, schema=pa.schema([(name, pa.string()) for name in header]))
+
+
+def zone_contract(raw: DataFrame) -> DataFrame:
+    """The lookup's text columns as silver.zones; rows without a numeric LocationID are not zones."""
     return raw.select(
         F.col("LocationID").try_cast(T.IntegerType()).alias("zone_id"),
         F.col("Borough").alias("borough"),
