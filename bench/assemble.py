@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDER = ["scale", "change_feed", "fit", "jit", "startup", "cluster", "suite", "test_jvm", "silver", "query", "model"]
+ORDER = ["scale", "change_feed", "fit", "jit", "startup", "cluster", "suite", "test_jvm", "test_jvm_profile", "silver"]
+ORDER += ["query", "model"]
 HEADER = """# Benchmarks
 
 Measured by the scripts in `bench/` (`make bench` runs them all and rewrites this file from `bench/results/*.md`).

@@ -13,6 +13,7 @@ Writes bench/results/scale.md and prints it.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import math
@@ -46,11 +47,13 @@ HISTORIES = (30, 365)
 
 
 class MemoryWatch(threading.Thread):
-    """Samples the RSS of this process and of the Spark JVM (a descendant) and keeps the peak per phase."""
+    """Samples the RSS of this process and of the Spark JVM (a descendant) and keeps the peak per phase, and this
+    process's RSS as each phase starts (what a stage adds is its peak less that: earlier phases' heap stays)."""
 
     def __init__(self, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.interval, self.phase, self.peaks = interval, "setup", {}
+        self.starts: dict[str, float] = {}
         self._halt = threading.Event()
 
     @staticmethod
@@ -124,6 +127,7 @@ def fresh_lake(root: Path, spark=None) -> Lake:
 
 
 def timed(watch: MemoryWatch, phase: str, call) -> tuple[object, float]:
+    watch.starts[phase] = watch._rss_mib(os.getpid())
     watch.phase = phase
     started = time.perf_counter()
     result = call()
@@ -194,6 +198,7 @@ def run_size(args: argparse.Namespace, rows: int, watch: MemoryWatch, spark) -> 
         out["train_windows"] = trained.counts["windows"]
     out["load_after"] = os.getloadavg()
     out["peaks"] = {stage: watch.peaks.get(f"{rows}:{stage}", (0, 0)) for stage in out["stages"]}
+    out["starts"] = {stage: watch.starts.get(f"{rows}:{stage}", 0.0) for stage in out["stages"]}
     spark = spark_result(lake, silver)
     out["matches_expected"] = spark["quarantined_by_rule"] == expected["quarantined_by_rule"]
     out["bronze_rows"] = ingest.counts["rows"]
@@ -289,14 +294,18 @@ def report(args: argparse.Namespace, sizes: list[dict], daily: list[dict], spark
             f"silver rows {size['silver_rows']:,}; quarantine per rule equals the generator's expectation: "
             f"{size['matches_expected']}.",
             "",
-            "| stage | rows in | wall time (s) | rows/s | peak RSS Python (MiB) | peak RSS JVM (MiB) |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| stage | rows in | wall time (s) | rows/s | peak RSS Python (MiB) | of it added by the stage (MiB) "
+            "| peak RSS JVM (MiB) |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for stage, seconds in size["stages"].items():
             n = size.get("train_rows", rows) if stage == "train" else rows
             py, jvm = size["peaks"][stage]
-            lines.append(f"| {stage} | {n:,} | {seconds:.1f} | {n / seconds:,.0f} | {_mib(py)} | {_mib(jvm)} |")
-        lines.append(f"| ingest -> silver -> gold | {rows:,} | {pipeline:.1f} | {rows / pipeline:,.0f} | | |")
+            added = _mib(max(0.0, py - size["starts"][stage])) if size.get("starts", {}).get(stage) else ""
+            lines.append(
+                f"| {stage} | {n:,} | {seconds:.1f} | {n / seconds:,.0f} | {_mib(py)} | {added} | {_mib(jvm)} |"
+            )
+        lines.append(f"| ingest -> silver -> gold | {rows:,} | {pipeline:.1f} | {rows / pipeline:,.0f} | | | |")
         if "train_fit" in size:
             seconds, rate = size["train_fit"]
             lines += [
@@ -309,7 +318,7 @@ def report(args: argparse.Namespace, sizes: list[dict], daily: list[dict], spark
             py, _ = size["duckdb_peak"]
             lines += [
                 f"| DuckDB reference (silver + gold) | {rows:,} | {size['duckdb_s']:.1f} | "
-                f"{rows / size['duckdb_s']:,.0f} | {_mib(py)} | |",
+                f"{rows / size['duckdb_s']:,.0f} | {_mib(py)} | | |",
                 "",
                 f"**Spark / DuckDB: {pipeline / size['duckdb_s']:.1f}x** (target: at most 4x); results identical "
                 f"(silver rows, quarantine and warnings per rule, row counts and sums of gold's four tables): "
@@ -353,6 +362,18 @@ def report(args: argparse.Namespace, sizes: list[dict], daily: list[dict], spark
     return "\n".join(lines) + "\n"
 
 
+def hold_root(root: Path):
+    """An exclusive lock beside the lake root for this run: the root is deleted before each size, so a second run
+    on the same root would delete the first one's tables under it (a run on 2026-12-04 failed that way)."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock = open(root.parent / f".{root.name}.lock", "w")  # noqa: SIM115 (held until the process exits)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"another bench_scale run is using {root}: wait for it or pass --root") from None
+    return lock
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", default="200000", help="trips per size, comma-separated (default 200000)")
@@ -369,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", default="/tmp/bench_scale_lake", help="lake root (deleted before each run)")
     parser.add_argument("--output", default=str(RESULTS))
     args = parser.parse_args(argv)
+    lock = hold_root(Path(args.root))  # noqa: F841 (released when the process exits)
     start_load = os.getloadavg()
     watch = MemoryWatch()
     watch.start()
