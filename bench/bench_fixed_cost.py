@@ -28,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from proc_stats import tree_cpu  # noqa: E402
+
 from lake import Lake, load_conf  # noqa: E402
 from pipelines.bronze import run_ingest  # noqa: E402
 from pipelines.generate import generate  # noqa: E402
@@ -42,33 +44,6 @@ def jvm_cpu_seconds(lake: Lake) -> float:
     pid = lake.spark.sparkContext._gateway.proc.pid  # spark-submit execs the JVM in this process
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds() -> tuple[float, list[str]]:
-    """User + system CPU seconds of this process and every live descendant (the JVM, and any Python worker
-    processes Spark started: their daemon and the workers it forked), with the reaped children each waited for;
-    and the descendants' command names."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    total, names, todo = 0.0, [], [os.getpid()]
-    while todo:
-        pid = todo.pop()
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
-        if pid != os.getpid():
-            names.append(stat.split("(", 1)[1].rsplit(")", 1)[0])
-        todo += children.get(pid, [])
-    return total, names
 
 
 def small_run_arguments(description: str) -> argparse.ArgumentParser:
@@ -90,11 +65,6 @@ def small_lake(args: argparse.Namespace, root: Path) -> tuple[Lake, list[Path]]:
         generate(data, 40 * args.days, date(2019, 1, 1), days=args.days, seed=1, defect_rate=0.05)
     lake = Lake(conf.with_overrides({"lake.root": str(root), "spark.extra": extra}))
     return lake, sorted(p for p in data.iterdir() if p.suffix == ".csv")
-
-
-def tree_cpu() -> tuple[float, str]:
-    seconds, names = tree_cpu_seconds()
-    return seconds, ", ".join(f"{names.count(n)} {n}" for n in sorted(set(names)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import duckdb_gold  # noqa: E402  (bench/ is on the path when run as a script)
 import duckdb_reference  # noqa: E402
+from proc_stats import MemoryWatch  # noqa: E402
 
 from lake import Lake, load_conf  # noqa: E402
 from pipelines.bronze import run_ingest  # noqa: E402
@@ -44,63 +44,6 @@ from pipelines.silver import run_silver  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "scale.md"
 NEW_DAY = date(2020, 1, 1)  # the day added to the 30- and 365-day histories (which end the day before)
 HISTORIES = (30, 365)
-
-
-class MemoryWatch(threading.Thread):
-    """Samples the RSS of this process and of the Spark JVM (a descendant) and keeps the peak per phase, and this
-    process's RSS as each phase starts (what a stage adds is its peak less that: earlier phases' heap stays)."""
-
-    def __init__(self, interval: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.interval, self.phase, self.peaks = interval, "setup", {}
-        self.starts: dict[str, float] = {}
-        self._halt = threading.Event()
-
-    @staticmethod
-    def _rss_mib(pid: int) -> float:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                line = next(line for line in status if line.startswith("VmRSS"))
-            return int(line.split()[1]) / 1024
-        except (OSError, StopIteration):
-            return 0.0
-
-    @staticmethod
-    def jvm_pids() -> list[int]:
-        """Java processes below this one (the py4j gateway's JVM: Spark's driver in local mode)."""
-        children: dict[int, list[int]] = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open(f"/proc/{entry}/stat") as stat:
-                        ppid = int(stat.read().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    continue
-                children.setdefault(ppid, []).append(int(entry))
-        found, todo = [], [os.getpid()]
-        while todo:
-            for child in children.get(todo.pop(), []):
-                todo.append(child)
-                try:
-                    with open(f"/proc/{child}/comm") as comm:
-                        if comm.read().strip() == "java":
-                            found.append(child)
-                except OSError:
-                    pass
-        return found
-
-    def run(self) -> None:
-        jvms: list[int] = []
-        while not self._halt.is_set():
-            # Spark's launcher runs a short-lived java first: look again until a JVM that stays is found.
-            jvms = [p for p in jvms if os.path.exists(f"/proc/{p}")] or self.jvm_pids()
-            python, jvm = self._rss_mib(os.getpid()), sum(self._rss_mib(p) for p in jvms)
-            old = self.peaks.get(self.phase, (0.0, 0.0))
-            self.peaks[self.phase] = (max(old[0], python), max(old[1], jvm))
-            self._halt.wait(self.interval)
-
-    def stop(self) -> None:
-        self._halt.set()
 
 
 def cached_generate(folder: Path, **kwargs) -> tuple[dict, float]:
@@ -127,8 +70,7 @@ def fresh_lake(root: Path, spark=None) -> Lake:
 
 
 def timed(watch: MemoryWatch, phase: str, call) -> tuple[object, float]:
-    watch.starts[phase] = watch._rss_mib(os.getpid())
-    watch.phase = phase
+    watch.begin(phase)
     started = time.perf_counter()
     result = call()
     watch.phase = "between"

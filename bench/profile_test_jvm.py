@@ -76,8 +76,7 @@ def read_stacks(folder: Path) -> Counter:
             stack, _, count = line.rpartition(" ")
             if count.isdigit():
                 stacks[stack] += int(count)
-            else:  # a line without its count (seen once in a few thousand): left out, and said so
-                stacks["(unreadable)"] += 0
+            else:  # a line without its count (seen once in tens of thousands): left out, and said so
                 print(f"{path.name}: a line without a sample count: {line[:200]}", file=sys.stderr)
     return stacks
 
