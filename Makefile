@@ -31,8 +31,10 @@ lint: setup
 prefect-server: setup
 	PREFECT_SERVER_ANALYTICS_ENABLED=false .venv/bin/prefect server start --host 127.0.0.1 --port 4200
 
+# Without MLflow's job execution: it starts a job runner and six Huey consumer processes for GenAI jobs this project
+# never submits, which poll beside Spark on a 2-core laptop (~30 s of CPU in 2.5 minutes, BENCHMARKS.md).
 mlflow-ui: setup
-	.venv/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///lakehouse/_mlflow/mlflow.db
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false .venv/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///lakehouse/_mlflow/mlflow.db
 
 serve: setup
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(LAKE) serve
