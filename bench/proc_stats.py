@@ -42,13 +42,14 @@ def rss_mib(pid: int) -> float:
         return 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of pid and of the children it has reaped."""
+def cpu_seconds(pid: int, reaped: bool = True) -> float:
+    """User + system CPU seconds of pid, and of the children it has reaped unless reaped is False (0 once it is
+    gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return sum(int(f) for f in fields[11 : 15 if reaped else 13]) / os.sysconf("SC_CLK_TCK")  # utime stime (cu cs)
 
 
 def tree_cpu() -> tuple[float, str]:

@@ -12,24 +12,15 @@ exits (up to --interval lost); a process that leaves the tree (reparented to ini
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from proc_stats import descendants
+from proc_stats import cpu_seconds, descendants
 
 JAVA_MAIN = re.compile(r"\borg\.apache\.spark\.[\w.]+")
-
-
-def own_cpu(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def label(pid: int) -> str | None:
@@ -65,11 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     seen: dict[int, list] = {}  # pid -> [cpu, label]; a label is re-read while it changes (exec)
     while child.poll() is None:
         for pid in [child.pid, *descendants(child.pid)]:
-            cpu, name = own_cpu(pid), label(pid)
-            if cpu is not None:
-                entry = seen.setdefault(pid, [0.0, name])
-                entry[0] = cpu
-                entry[1] = name or entry[1]
+            entry = seen.setdefault(pid, [0.0, None])
+            entry[0] = max(entry[0], cpu_seconds(pid, reaped=False))  # 0 once gone: its last sample stays
+            entry[1] = label(pid) or entry[1]
         time.sleep(args.interval)
     wall = time.perf_counter() - started
     rows = sorted(((cpu, pid, name) for pid, (cpu, name) in seen.items()), reverse=True)
